@@ -1,0 +1,1 @@
+//! satpool-node: a Bitcoin full node for mining pools.
