@@ -1,0 +1,260 @@
+//! The `satpool-node` daemon: configuration, start-up, the JSON-RPC server,
+//! devnet's built-in CPU miner, and shutdown on SIGINT, SIGTERM or `stop`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use bitcoin::secp256k1::{rand, Secp256k1};
+use bitcoin::{Address, CompressedPublicKey, PrivateKey, ScriptBuf};
+use clap::Parser;
+use satpool_rpc::{Auth, RpcServer, ServerConfig};
+
+use crate::chain::{BlockOutcome, Chainstate, Clock};
+use crate::mining;
+use crate::params::{ChainParams, Network};
+use crate::rpc::NodeRpc;
+
+/// satpool-node: a Bitcoin full node for mining pools.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "satpool-node", version, about)]
+pub struct Config {
+    /// Network: main, testnet4, regtest or devnet.
+    #[arg(long, env = "SATPOOL_NETWORK", default_value = "devnet")]
+    pub network: Network,
+    /// Data directory; default `~/.satpool/<network>`.
+    #[arg(long, env = "SATPOOL_DATADIR")]
+    pub datadir: Option<PathBuf>,
+    /// JSON-RPC port; default the network's (devnet 28443, regtest 18443, main 8332).
+    #[arg(long)]
+    pub rpcport: Option<u16>,
+    /// Address to bind the JSON-RPC server to. Loopback unless set: anything
+    /// else exposes the node's control interface to the network.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub rpcbind: IpAddr,
+    /// JSON-RPC user; without it the cookie file `<datadir>/.cookie` is used.
+    #[arg(long, env = "SATPOOL_RPCUSER")]
+    pub rpcuser: Option<String>,
+    /// JSON-RPC password (prefer the cookie or the environment: a password
+    /// on the command line is visible to every user of the machine).
+    #[arg(long, env = "SATPOOL_RPCPASSWORD", hide_env_values = true)]
+    pub rpcpassword: Option<String>,
+    /// Largest JSON-RPC request body in bytes.
+    #[arg(long, default_value_t = satpool_rpc::DEFAULT_MAX_BODY_BYTES)]
+    pub rpcmaxbody: usize,
+    /// JSON-RPC calls that run at once.
+    #[arg(long, default_value_t = satpool_rpc::DEFAULT_THREADS)]
+    pub rpcthreads: usize,
+    /// JSON-RPC calls that may wait for a thread before more are refused.
+    #[arg(long, default_value_t = satpool_rpc::DEFAULT_WORK_QUEUE)]
+    pub rpcworkqueue: usize,
+    /// Mine blocks on this machine's CPU and log each one found.
+    #[arg(long)]
+    pub mine: bool,
+    /// Address the built-in miner pays; default a key kept in `<datadir>/miner.key`.
+    #[arg(long)]
+    pub mineaddress: Option<String>,
+    /// Seconds between devnet blocks (a consensus rule: every devnet node must agree).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub devnet_spacing: u64,
+}
+
+impl Config {
+    /// The network's parameters.
+    pub fn chain_params(&self) -> ChainParams {
+        match self.network {
+            Network::Devnet => ChainParams::devnet(self.devnet_spacing),
+            other => ChainParams::new(other),
+        }
+    }
+
+    /// The data directory.
+    pub fn datadir(&self) -> anyhow::Result<PathBuf> {
+        match &self.datadir {
+            Some(d) => Ok(d.clone()),
+            None => {
+                let home = std::env::var_os("HOME").context("HOME is not set; pass --datadir")?;
+                Ok(PathBuf::from(home).join(".satpool").join(self.network.name()))
+            }
+        }
+    }
+}
+
+/// The system clock in Unix seconds.
+pub fn system_clock() -> Clock {
+    Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0))
+}
+
+/// Runs the node until SIGINT, SIGTERM or the `stop` RPC.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let params = config.chain_params();
+    let datadir = config.datadir()?;
+    std::fs::create_dir_all(&datadir).with_context(|| format!("while creating the datadir {}", datadir.display()))?;
+    let auth = match (&config.rpcuser, &config.rpcpassword) {
+        (Some(user), Some(password)) => Auth::user_password(user.clone(), password.clone()),
+        (None, None) => Auth::cookie_in(&datadir),
+        _ => bail!("--rpcuser and --rpcpassword go together"),
+    };
+    let mine_script = if config.mine { Some(miner_script(&config, &datadir, &params)?) } else { None };
+
+    let chain = tokio::task::block_in_place(|| Chainstate::open(&datadir, params.clone(), system_clock()))
+        .with_context(|| format!("while opening the chainstate in {}", datadir.display()))?;
+    let tip = chain.tip();
+    tracing::info!(network = %params.network, height = tip.height, tip = %tip.hash, datadir = %datadir.display(), "chainstate loaded");
+    let chain = Arc::new(Mutex::new(chain));
+
+    let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    let stopping = Arc::new(AtomicBool::new(false));
+
+    let rpc_addr = SocketAddr::new(config.rpcbind, config.rpcport.unwrap_or(params.default_rpc_port));
+    if !config.rpcbind.is_loopback() {
+        tracing::warn!(%rpc_addr, "JSON-RPC bound to a non-loopback address");
+    }
+    let listener = tokio::net::TcpListener::bind(rpc_addr)
+        .await
+        .with_context(|| format!("while binding the JSON-RPC port {rpc_addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "JSON-RPC listening");
+    let mut server_config = ServerConfig::new(auth);
+    server_config.max_body_bytes = config.rpcmaxbody;
+    server_config.threads = config.rpcthreads;
+    server_config.work_queue = config.rpcworkqueue;
+    let handler = Arc::new(NodeRpc::new(chain.clone(), shutdown_tx.clone(), stopping.clone()));
+    let mut rpc_shutdown = shutdown_rx.clone();
+    // Started here so that a cookie that cannot be written stops start-up.
+    let serving = RpcServer::new(server_config, handler)
+        .start(listener, async move {
+            let _ = rpc_shutdown.wait_for(|s| *s).await;
+        })
+        .context("while starting the JSON-RPC server")?;
+    let server = tokio::spawn(serving);
+
+    let miner = mine_script.map(|script| {
+        let chain = chain.clone();
+        let stopping = stopping.clone();
+        std::thread::Builder::new()
+            .name("cpu-miner".into())
+            .spawn(move || cpu_miner(chain, script, stopping))
+            .expect("spawning a thread only fails when the process is out of resources")
+    });
+
+    let signal_tx = shutdown_tx.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received, shutting down");
+        let _ = signal_tx.send(true);
+    });
+
+    let _ = shutdown_rx.wait_for(|s| *s).await;
+    stopping.store(true, Ordering::SeqCst);
+    if let Some(miner) = miner {
+        let _ = tokio::task::spawn_blocking(move || miner.join()).await;
+    }
+    if let Err(e) = server.await {
+        tracing::error!("JSON-RPC server task failed: {e}");
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The script the built-in miner pays: `--mineaddress`, else a P2WPKH key
+/// kept in `<datadir>/miner.key` (created on first use) so the coins it mines
+/// can be spent later.
+fn miner_script(config: &Config, datadir: &std::path::Path, params: &ChainParams) -> anyhow::Result<ScriptBuf> {
+    let network = params.network.address_network();
+    if let Some(text) = &config.mineaddress {
+        let address = Address::from_str(text)
+            .with_context(|| format!("--mineaddress {text} is not an address"))?
+            .require_network(network)
+            .with_context(|| format!("--mineaddress {text} is not a {} address", params.network))?;
+        return Ok(address.script_pubkey());
+    }
+    let path = datadir.join("miner.key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(wif) => {
+            PrivateKey::from_wif(wif.trim()).with_context(|| format!("while reading the key in {}", path.display()))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret = bitcoin::secp256k1::SecretKey::new(&mut rand::thread_rng());
+            let key = PrivateKey::new(secret, network);
+            write_private(&path, &key.to_wif()).with_context(|| format!("while writing {}", path.display()))?;
+            key
+        }
+        Err(e) => return Err(e).with_context(|| format!("while reading {}", path.display())),
+    };
+    let public =
+        CompressedPublicKey::from_private_key(&Secp256k1::new(), &key).context("miner key is not compressed")?;
+    let address = Address::p2wpkh(&public, network);
+    tracing::info!(%address, key_file = %path.display(), "built-in miner pays this address");
+    Ok(address.script_pubkey())
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+/// Mines on the tip until `stopping`: builds a template, searches nonces in
+/// slices of a million so that a new tip (from RPC) or shutdown is noticed
+/// quickly, and submits what it finds.
+fn cpu_miner(chain: Arc<Mutex<Chainstate>>, script: ScriptBuf, stopping: Arc<AtomicBool>) {
+    const SLICE: u64 = 1_000_000;
+    while !stopping.load(Ordering::Relaxed) {
+        let mut block = {
+            let chain = chain.lock().unwrap_or_else(|p| p.into_inner());
+            mining::block_template(&chain, script.clone(), Vec::new(), bitcoin::Amount::ZERO)
+        };
+        let prev = block.header.prev_blockhash;
+        loop {
+            if mining::solve_header(&mut block.header, SLICE, &stopping) {
+                let mut chain = chain.lock().unwrap_or_else(|p| p.into_inner());
+                match chain.process_block(&block) {
+                    Ok(BlockOutcome::Connected) => {
+                        let tip = chain.tip();
+                        tracing::info!(height = tip.height, hash = %tip.hash, bits = format!("{:08x}", block.header.bits.to_consensus()), "mined a block");
+                    }
+                    Ok(other) => tracing::info!(?other, "mined block not connected"),
+                    Err(e) => tracing::error!("mined block refused: {e}"),
+                }
+                break;
+            }
+            if stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            let chain = chain.lock().unwrap_or_else(|p| p.into_inner());
+            if chain.tip().hash != prev || chain.now() > i64::from(block.header.time) + 10 {
+                break; // a new tip, or stale time: build a fresh template
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
