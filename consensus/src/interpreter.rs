@@ -414,8 +414,8 @@ fn eval(
                 }
                 OP_SIZE => {
                     need(stack, 1)?;
-                    // Elements are at most 520 bytes here... or larger
-                    // witness elements in tapscript, still far below i64.
+                    // Element sizes are bounded by the transaction size, far
+                    // below i64::MAX.
                     let size = ScriptNum(top(stack, 1).len() as i64);
                     stack.push(size.encode());
                 }
@@ -856,8 +856,8 @@ fn verify_witness_program(
         }
         Ok(())
     } else if !is_p2sh && version == 1 && program == [0x4e, 0x73] {
-        // Pay-to-anchor (BIP 433? Core 28): anyone can spend, never
-        // discouraged.
+        // Pay-to-anchor (`OP_1 <0x4e73>`, Core 28): anyone can spend, and
+        // exempt from the discouragement of unknown programs.
         Ok(())
     } else {
         if flags.contains(VerifyFlags::DISCOURAGE_UPGRADABLE_WITNESS_PROGRAM) {
