@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
@@ -16,6 +16,7 @@ use satpool_rpc::{Auth, RpcServer, ServerConfig};
 
 use crate::chain::{BlockOutcome, Chainstate, Clock};
 use crate::mining;
+use crate::node::{Node, SharedNode};
 use crate::params::{ChainParams, Network};
 use crate::rpc::NodeRpc;
 
@@ -105,7 +106,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("while opening the chainstate in {}", datadir.display()))?;
     let tip = chain.tip();
     tracing::info!(network = %params.network, height = tip.height, tip = %tip.hash, datadir = %datadir.display(), "chainstate loaded");
-    let chain = Arc::new(Mutex::new(chain));
+    let node = Arc::new(SharedNode::new(Node::new(chain)));
 
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let stopping = Arc::new(AtomicBool::new(false));
@@ -122,7 +123,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     server_config.max_body_bytes = config.rpcmaxbody;
     server_config.threads = config.rpcthreads;
     server_config.work_queue = config.rpcworkqueue;
-    let handler = Arc::new(NodeRpc::new(chain.clone(), shutdown_tx.clone(), stopping.clone()));
+    let handler = Arc::new(NodeRpc::new(node.clone(), shutdown_tx.clone(), stopping.clone()));
     let mut rpc_shutdown = shutdown_rx.clone();
     // Started here so that a cookie that cannot be written stops start-up.
     let serving = RpcServer::new(server_config, handler)
@@ -133,11 +134,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = tokio::spawn(serving);
 
     let miner = mine_script.map(|script| {
-        let chain = chain.clone();
+        let node = node.clone();
         let stopping = stopping.clone();
         std::thread::Builder::new()
             .name("cpu-miner".into())
-            .spawn(move || cpu_miner(chain, script, stopping))
+            .spawn(move || cpu_miner(node, script, stopping))
             .expect("spawning a thread only fails when the process is out of resources")
     });
 
@@ -226,21 +227,21 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 /// Mines on the tip until `stopping`: builds a template, searches nonces in
 /// slices of a million so that a new tip (from RPC) or shutdown is noticed
 /// quickly, and submits what it finds.
-fn cpu_miner(chain: Arc<Mutex<Chainstate>>, script: ScriptBuf, stopping: Arc<AtomicBool>) {
+fn cpu_miner(node: Arc<SharedNode>, script: ScriptBuf, stopping: Arc<AtomicBool>) {
     const SLICE: u64 = 1_000_000;
     while !stopping.load(Ordering::Relaxed) {
-        let mut block = {
-            let chain = chain.lock().unwrap_or_else(|p| p.into_inner());
-            mining::block_template(&chain, script.clone(), Vec::new(), bitcoin::Amount::ZERO)
-        };
+        let mut block = mining::block_template(&node.lock().chain, script.clone(), Vec::new(), bitcoin::Amount::ZERO);
         let prev = block.header.prev_blockhash;
         loop {
             if mining::solve_header(&mut block.header, SLICE, &stopping) {
-                let mut chain = chain.lock().unwrap_or_else(|p| p.into_inner());
-                match chain.process_block(&block) {
+                match node.with(|node| node.process_block(&block)) {
                     Ok(BlockOutcome::Connected) => {
-                        let tip = chain.tip();
-                        tracing::info!(height = tip.height, hash = %tip.hash, bits = format!("{:08x}", block.header.bits.to_consensus()), "mined a block");
+                        tracing::info!(
+                            height = block.bip34_block_height().unwrap_or_default(),
+                            hash = %block.block_hash(),
+                            bits = format!("{:08x}", block.header.bits.to_consensus()),
+                            "mined a block"
+                        );
                     }
                     Ok(other) => tracing::info!(?other, "mined block not connected"),
                     Err(e) => tracing::error!("mined block refused: {e}"),
@@ -250,8 +251,8 @@ fn cpu_miner(chain: Arc<Mutex<Chainstate>>, script: ScriptBuf, stopping: Arc<Ato
             if stopping.load(Ordering::Relaxed) {
                 return;
             }
-            let chain = chain.lock().unwrap_or_else(|p| p.into_inner());
-            if chain.tip().hash != prev || chain.now() > i64::from(block.header.time) + 10 {
+            let node = node.lock();
+            if node.chain.tip().hash != prev || node.chain.now() > i64::from(block.header.time) + 10 {
                 break; // a new tip, or stale time: build a fresh template
             }
         }

@@ -12,6 +12,7 @@
 pub mod chain;
 pub mod daemon;
 pub mod mining;
+pub mod node;
 pub mod params;
 pub mod pow;
 pub mod rpc;

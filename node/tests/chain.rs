@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bitcoin::{Amount, Block, CompactTarget, Target};
 use common::*;
-use satpool_node::chain::{BlockOutcome, Chainstate};
+use satpool_node::chain::{BlockOutcome, ChainEvent, Chainstate};
 use satpool_node::params::{ChainParams, DifficultyRule, Network};
 
 /// Devnet's ASERT with a 600 s spacing and regtest's easy limit, so blocks
@@ -71,7 +71,25 @@ fn most_work_wins_over_most_blocks_and_reorg_restores_utxos() {
     submit_all(&mut node, &common);
     submit_all(&mut node, &branch_b);
     assert_eq!(node.tip().hash, branch_b.last().unwrap().block_hash());
+    node.record_events();
     let outcomes = submit_all(&mut node, &branch_a);
+    // Followers see B's blocks leave, newest first, then A's arrive in order.
+    let events = node.take_events();
+    assert_eq!(events.len(), 150 + 60);
+    for (i, event) in events.iter().enumerate() {
+        match event {
+            ChainEvent::Disconnected { block, height } if i < 150 => {
+                assert_eq!(*height as usize, 260 - i);
+                assert_eq!(block.block_hash(), branch_b[149 - i].block_hash());
+            }
+            ChainEvent::Connected { block, height } if i >= 150 => {
+                assert_eq!(*height as usize, 111 + (i - 150));
+                assert_eq!(block.block_hash(), branch_a[i - 150].block_hash());
+            }
+            other => panic!("event {i} out of order: {other:?}"),
+        }
+    }
+    assert!(node.take_events().is_empty());
     assert_eq!(outcomes.last(), Some(&BlockOutcome::Connected));
     assert!(outcomes[..outcomes.len() - 1].contains(&BlockOutcome::SideBranch));
     assert_eq!(node.tip().hash, branch_a.last().unwrap().block_hash());

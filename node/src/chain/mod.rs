@@ -123,6 +123,29 @@ pub struct Chainstate {
     clock: Clock,
     /// Why the last block that failed to connect failed, for `process_block`'s answer.
     last_connect_error: Option<BlockError>,
+    /// What happened to the active chain since the last
+    /// [`Chainstate::take_events`]; `None` until a follower asks for them.
+    events: Option<Vec<ChainEvent>>,
+}
+
+/// A change of the active chain, in the order it happened. The mempool and
+/// the wallet follow the chain by draining these after each call.
+#[derive(Debug, Clone)]
+pub enum ChainEvent {
+    /// A block joined the active chain at `height`.
+    Connected {
+        /// The block.
+        block: Arc<Block>,
+        /// Its height.
+        height: u32,
+    },
+    /// A block left the active chain (a reorganisation or `invalidateblock`).
+    Disconnected {
+        /// The block.
+        block: Arc<Block>,
+        /// The height it had.
+        height: u32,
+    },
 }
 
 impl Chainstate {
@@ -138,6 +161,7 @@ impl Chainstate {
             candidates: BTreeSet::new(),
             clock,
             last_connect_error: None,
+            events: None,
         };
         let entries = chain.store.load_index()?;
         if entries.is_empty() {
@@ -203,6 +227,28 @@ impl Chainstate {
                 self.candidates.insert((e.chainwork, std::cmp::Reverse(e.sequence), e.hash));
             }
         }
+    }
+
+    /// Starts recording [`ChainEvent`]s for [`Chainstate::take_events`].
+    /// Off by default, so that nothing accumulates when nobody follows.
+    pub fn record_events(&mut self) {
+        self.events.get_or_insert_with(Vec::new);
+    }
+
+    /// The changes of the active chain since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<ChainEvent> {
+        self.events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn push_event(&mut self, event: impl FnOnce() -> ChainEvent) {
+        if let Some(events) = &mut self.events {
+            events.push(event());
+        }
+    }
+
+    /// Bytes the chainstate takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.store.size_on_disk()
     }
 
     /// The network parameters.

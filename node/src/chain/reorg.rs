@@ -2,6 +2,7 @@
 //! connecting or disconnecting one block at a time, each in one commit.
 
 use std::cmp::Reverse;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bitcoin::hashes::Hash;
@@ -10,7 +11,7 @@ use redb::ReadableTable;
 
 use super::index::status;
 use super::store::{StoreError, INDEX, META, META_TIP, UNDO, UTXO};
-use super::{undo, ChainError, Chainstate, TableView};
+use super::{undo, ChainError, ChainEvent, Chainstate, TableView};
 use crate::utxo::outpoint_key;
 use crate::validation;
 
@@ -152,6 +153,7 @@ impl Chainstate {
 
         *self.index.get_mut(&hash).expect("indexed") = entry.clone();
         self.index.push_active(hash);
+        self.push_event(|| ChainEvent::Connected { block: Arc::new(block.clone()), height: entry.height });
         tracing::info!(
             height = entry.height,
             hash = %hash,
@@ -195,6 +197,8 @@ impl Chainstate {
         }
         txn.commit().map_err(StoreError::from)?;
         self.index.pop_active();
+        let height = tip.height;
+        self.push_event(move || ChainEvent::Disconnected { block: Arc::new(block), height });
         // It may become the tip again later.
         if !tip.failed() {
             self.candidates.insert((tip.chainwork, Reverse(tip.sequence), tip.hash));

@@ -68,6 +68,7 @@ from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::C
 /// The database.
 pub struct Store {
     pub(super) db: Database,
+    path: std::path::PathBuf,
 }
 
 impl Store {
@@ -95,7 +96,12 @@ impl Store {
             }
         }
         txn.commit()?;
-        Ok(Store { db })
+        Ok(Store { db, path })
+    }
+
+    /// Bytes the database file takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
 
     /// Every index entry, in no particular order.
