@@ -17,6 +17,13 @@ pub fn amount(value: Amount) -> Value {
     json!(value.to_btc())
 }
 
+/// A double as Core's univalue prints it: 16 significant digits, so that
+/// clients comparing with Core's output see the same number.
+pub fn float(x: f64) -> Value {
+    let rounded: f64 = format!("{x:.15e}").parse().expect("a formatted float parses back");
+    json!(rounded)
+}
+
 /// A 256-bit value as Core prints `uint256`: 64 hex digits, big-endian.
 pub fn hex256(bytes_be: [u8; 32]) -> String {
     hex::encode(bytes_be)
@@ -41,7 +48,7 @@ pub fn header_json(chain: &Chainstate, entry: &IndexEntry) -> Map<String, Value>
     obj.insert("nonce".into(), json!(header.nonce));
     obj.insert("bits".into(), json!(format!("{:08x}", header.bits.to_consensus())));
     obj.insert("target".into(), json!(hex256(header.target().to_be_bytes())));
-    obj.insert("difficulty".into(), json!(difficulty(header.bits)));
+    obj.insert("difficulty".into(), float(difficulty(header.bits)));
     obj.insert("chainwork".into(), json!(hex256(entry.chainwork.to_be_bytes())));
     obj.insert("nTx".into(), json!(0));
     if entry.height > 0 {
@@ -246,6 +253,13 @@ mod tests {
         assert_eq!(amount(Amount::from_sat(5_000_000_000)).as_f64(), Some(50.0));
         assert_eq!(amount(Amount::from_sat(1)).to_string(), "1e-8");
         assert_eq!(amount(Amount::from_sat(2_099_999_997_690_000)).as_f64(), Some(20_999_999.976_9));
+    }
+
+    #[test]
+    fn floats_have_cores_sixteen_digits() {
+        assert_eq!(float(4.6565423739069247e-10).to_string(), "4.656542373906925e-10");
+        assert_eq!(float(1.0).to_string(), "1.0");
+        assert_eq!(float(0.000244140625).to_string(), "0.000244140625");
     }
 
     #[test]

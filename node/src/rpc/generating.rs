@@ -15,8 +15,13 @@ const DEFAULT_MAX_TRIES: u64 = 1_000_000;
 impl NodeRpc {
     pub(super) fn submitblock(&self, request: &Request) -> Result<Value, RpcError> {
         let params = request.params(&[Arg::Required("hexdata"), Arg::Optional("dummy")])?;
-        let bytes = params.hex(0)?;
-        let block: Block = deserialize(&bytes).map_err(|_| RpcError::deserialization("Block decode failed"))?;
+        // Core's `DecodeHexBlk`: text that is not hex fails like bytes that
+        // are not a block, with -22 "Block decode failed" (not -8).
+        let text: String = params.required(0)?;
+        let block: Block = hex::decode(&text)
+            .ok()
+            .and_then(|bytes| deserialize(&bytes).ok())
+            .ok_or_else(|| RpcError::deserialization("Block decode failed"))?;
         if block.txdata.first().is_none_or(|tx| !tx.is_coinbase()) {
             return Err(RpcError::deserialization("Block does not start with a coinbase"));
         }

@@ -52,7 +52,7 @@ impl RpcHandler for NodeRpc {
             "getblockheader" => self.getblockheader(request),
             "getdifficulty" => {
                 request.params(&[])?;
-                Ok(json!(difficulty(self.node().chain.tip().header.bits)))
+                Ok(encode::float(difficulty(self.node().chain.tip().header.bits)))
             }
             "getchaintips" => self.getchaintips(request),
             "gettxoutsetinfo" => self.gettxoutsetinfo(request),
