@@ -14,6 +14,7 @@ use bitcoin::{Address, CompressedPublicKey, PrivateKey, ScriptBuf};
 use clap::Parser;
 use satpool_rpc::{Auth, RpcServer, ServerConfig};
 
+use crate::attack::{self, AttackerShare};
 use crate::chain::{BlockOutcome, Chainstate, Clock};
 use crate::mining;
 use crate::node::{Node, SharedNode};
@@ -62,9 +63,104 @@ pub struct Config {
     /// Seconds between devnet blocks (a consensus rule: every devnet node must agree).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub devnet_spacing: u64,
+    /// The attacker's share of the hash power that `gettransaction`'s
+    /// `reversal_probability` assumes (whitepaper section 11), in (0, 1).
+    #[arg(long, default_value = "0.1")]
+    pub attacker_share: AttackerShare,
+    /// Largest mempool, in MB of memory (`-maxmempool`).
+    #[arg(long, default_value_t = crate::mempool::DEFAULT_MAX_MEMPOOL_MB)]
+    pub maxmempool: usize,
+    /// Hours a transaction may wait in the mempool (`-mempoolexpiry`).
+    #[arg(long, default_value_t = crate::mempool::DEFAULT_MEMPOOL_EXPIRY_HOURS)]
+    pub mempoolexpiry: i64,
+    /// Lowest fee rate relayed and accepted into the mempool, in BTC/kvB (`-minrelaytxfee`).
+    #[arg(long, default_value = "0.000001", value_parser = parse_fee_rate)]
+    pub minrelaytxfee: crate::mempool::FeeRate,
+}
+
+/// A fee rate in BTC/kvB, as Core's options take it.
+fn parse_fee_rate(s: &str) -> Result<crate::mempool::FeeRate, String> {
+    let amount = bitcoin::Amount::from_str_in(s, bitcoin::Denomination::Bitcoin)
+        .map_err(|e| format!("'{s}' is not a fee rate in BTC/kvB: {e}"))?;
+    Ok(crate::mempool::FeeRate::from_sat_per_kvb(amount.to_sat()))
+}
+
+/// The command line: the daemon's flags, and optionally a subcommand that
+/// runs instead of the daemon.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "satpool-node", version, about)]
+pub struct Cli {
+    /// The daemon's configuration.
+    #[command(flatten)]
+    pub config: Config,
+    /// A one-off calculation instead of running the node.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands of `satpool-node`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Whitepaper section 11: the probability that an attacker with share
+    /// `--q` of the hash power catches up from `--z` blocks behind, or with
+    /// `--risk`, the fewest confirmations that bring it below that risk.
+    AttackProbability(AttackArgs),
+}
+
+/// Arguments of `attack-probability`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AttackArgs {
+    /// The attacker's share of the hash power, in (0, 1).
+    #[arg(long, allow_negative_numbers = true)]
+    pub q: AttackerShare,
+    /// Blocks the honest chain is ahead (confirmations), 0 or more.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_blocks, required_unless_present = "risk", conflicts_with = "risk")]
+    pub z: Option<u64>,
+    /// The largest acceptable probability of a reversal, in (0, 1): prints the
+    /// smallest number of confirmations that achieves it.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_risk)]
+    pub risk: Option<f64>,
+}
+
+fn parse_blocks(s: &str) -> Result<u64, String> {
+    s.parse().map_err(|_| format!("'{s}' is not a whole number of blocks, 0 or more"))
+}
+
+fn parse_risk(s: &str) -> Result<f64, String> {
+    let risk: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if risk > 0.0 && risk < 1.0 {
+        Ok(risk)
+    } else {
+        Err(format!("{risk} must be strictly between 0 and 1"))
+    }
+}
+
+impl AttackArgs {
+    /// What the subcommand prints: the probability to 7 decimals (the
+    /// whitepaper's precision), or the number of blocks.
+    pub fn run(&self) -> anyhow::Result<String> {
+        match (self.z, self.risk) {
+            (Some(z), _) => Ok(format!("{:.7}", attack::attacker_success_probability(self.q, z))),
+            (None, Some(risk)) => match attack::blocks_for_risk(self.q, risk)? {
+                Some(z) => Ok(z.to_string()),
+                None => bail!("--q {}: an attacker with half the hash power or more always catches up", self.q.get()),
+            },
+            (None, None) => bail!("give --z or --risk"),
+        }
+    }
 }
 
 impl Config {
+    /// The mempool's settings.
+    pub fn mempool_config(&self) -> crate::mempool::MempoolConfig {
+        crate::mempool::MempoolConfig {
+            max_size_bytes: self.maxmempool.saturating_mul(1_000_000),
+            expiry_secs: self.mempoolexpiry.saturating_mul(3600),
+            min_relay_fee: self.minrelaytxfee,
+            ..crate::mempool::MempoolConfig::default()
+        }
+    }
+
     /// The network's parameters.
     pub fn chain_params(&self) -> ChainParams {
         match self.network {
@@ -106,7 +202,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("while opening the chainstate in {}", datadir.display()))?;
     let tip = chain.tip();
     tracing::info!(network = %params.network, height = tip.height, tip = %tip.hash, datadir = %datadir.display(), "chainstate loaded");
-    let node = Arc::new(SharedNode::new(Node::new(chain)));
+    let mut node = Node::new(chain);
+    node.mempool = crate::mempool::Mempool::new(config.mempool_config());
+    let mempool_path = datadir.join(crate::mempool::persist::FILE_NAME);
+    match tokio::task::block_in_place(|| node.load_mempool(&mempool_path)) {
+        Ok(loaded) => tracing::info!(
+            accepted = loaded.accepted,
+            failed = loaded.failed,
+            expired = loaded.expired,
+            "mempool loaded"
+        ),
+        Err(e) => tracing::warn!("mempool not loaded, starting empty: {e}"),
+    }
+    node.wallets = crate::wallet::Wallets::new(datadir.join("wallets"), params.network, config.attacker_share);
+    tokio::task::block_in_place(|| {
+        let Node { chain, wallets, .. } = &mut node;
+        wallets.load_at_startup(chain);
+    });
+    let node = Arc::new(SharedNode::new(node));
 
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let stopping = Arc::new(AtomicBool::new(false));
@@ -156,6 +269,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     if let Err(e) = server.await {
         tracing::error!("JSON-RPC server task failed: {e}");
+    }
+    match tokio::task::block_in_place(|| node.lock().save_mempool(&mempool_path)) {
+        Ok(()) => tracing::info!(path = %mempool_path.display(), "mempool saved"),
+        Err(e) => tracing::error!("mempool not saved: {e}"),
     }
     tracing::info!("shutdown complete");
     Ok(())

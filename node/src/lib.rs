@@ -9,12 +9,16 @@
 //! What it is not (yet): a mempool, block templates, P2P networking or a
 //! wallet; those are separate capabilities built on this one.
 
+pub mod attack;
 pub mod chain;
 pub mod daemon;
+pub mod mempool;
 pub mod mining;
 pub mod node;
 pub mod params;
 pub mod pow;
 pub mod rpc;
+pub mod template;
 pub mod utxo;
 pub mod validation;
+pub mod wallet;

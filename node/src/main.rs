@@ -1,13 +1,18 @@
 //! The `satpool-node` binary.
 
 use clap::Parser;
-use satpool_node::daemon::{self, Config};
+use satpool_node::daemon::{self, Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let config = Config::parse();
+    let cli = Cli::parse();
+    if let Some(Command::AttackProbability(args)) = &cli.command {
+        println!("{}", args.run()?);
+        return Ok(());
+    }
+    let config = cli.config;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(daemon::run(config))
 }

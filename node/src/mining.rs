@@ -41,12 +41,17 @@ pub fn coinbase_transaction(height: u32, script_pubkey: ScriptBuf, value: Amount
 /// The BIP 141 commitment output script for `txdata` (coinbase first) with
 /// the all-zero witness reserved value.
 pub fn witness_commitment_script(txdata: &[Transaction]) -> ScriptBuf {
-    let wtxids = txdata
-        .iter()
-        .enumerate()
-        .map(|(i, tx)| if i == 0 { sha256d::Hash::all_zeros() } else { tx.compute_wtxid().to_raw_hash() })
-        .collect();
-    let (root, _) = merkle_root(wtxids).expect("a block has a coinbase");
+    witness_commitment_for(txdata.iter().skip(1).map(Transaction::compute_wtxid))
+}
+
+/// The BIP 141 commitment output script for a block whose transactions after
+/// the coinbase have `wtxids`, with the all-zero witness reserved value
+/// (`getblocktemplate`'s `default_witness_commitment`).
+pub fn witness_commitment_for(wtxids: impl IntoIterator<Item = bitcoin::Wtxid>) -> ScriptBuf {
+    // The coinbase's wtxid counts as all zeros.
+    let wtxids =
+        std::iter::once(sha256d::Hash::all_zeros()).chain(wtxids.into_iter().map(|w| w.to_raw_hash())).collect();
+    let (root, _) = merkle_root(wtxids).expect("the list holds at least the coinbase");
     let mut preimage = root.to_byte_array().to_vec();
     preimage.extend_from_slice(&[0u8; 32]);
     let commitment = sha256d::Hash::hash(&preimage);

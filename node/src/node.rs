@@ -11,18 +11,60 @@ use std::sync::{Mutex, MutexGuard};
 use bitcoin::{Block, BlockHash};
 
 use crate::chain::{BlockOutcome, ChainError, ChainEvent, Chainstate};
+use crate::mempool::{Accepted, Mempool, MempoolReject};
 
 /// The state one lock guards.
 pub struct Node {
     /// The block chain and the UTXO set.
     pub chain: Chainstate,
+    /// Unconfirmed transactions, kept valid against the tip.
+    pub mempool: Mempool,
+    /// The loaded wallets; they follow the chain and the mempool.
+    pub wallets: crate::wallet::Wallets,
 }
 
 impl Node {
     /// Wraps an opened chainstate.
     pub fn new(mut chain: Chainstate) -> Node {
         chain.record_events();
-        Node { chain }
+        Node { chain, mempool: Mempool::default(), wallets: crate::wallet::Wallets::default() }
+    }
+
+    /// Offers a transaction to the mempool (`sendrawtransaction`, the
+    /// wallet, peers): its txid once it is in, also if it already was.
+    pub fn submit_transaction(&mut self, tx: bitcoin::Transaction) -> Result<bitcoin::Txid, MempoolReject> {
+        let now = self.chain.now();
+        let copy = (!self.wallets.is_empty()).then(|| tx.clone());
+        let result = self.mempool.submit(tx, &self.chain, now);
+        if let (Ok(_), Some(tx)) = (&result, copy) {
+            self.wallets.add_unconfirmed(&tx);
+        }
+        result
+    }
+
+    /// `testmempoolaccept`: what the mempool would say of `txs` (one
+    /// transaction, or a package in order), adding nothing.
+    pub fn test_accept(
+        &mut self,
+        txs: &[bitcoin::Transaction],
+    ) -> Result<Vec<Option<Result<Accepted, MempoolReject>>>, crate::mempool::TxReject> {
+        let now = self.chain.now();
+        self.mempool.test_accept(txs, &self.chain, now)
+    }
+
+    /// Saves the mempool to `path` (at shutdown).
+    pub fn save_mempool(&self, path: &std::path::Path) -> Result<(), crate::mempool::persist::PersistError> {
+        crate::mempool::persist::save(&self.mempool, path)
+    }
+
+    /// Loads a saved mempool from `path`, re-validating every transaction
+    /// against the tip; a missing file is an empty pool.
+    pub fn load_mempool(
+        &mut self,
+        path: &std::path::Path,
+    ) -> Result<crate::mempool::persist::LoadOutcome, crate::mempool::persist::LoadError> {
+        let now = self.chain.now();
+        crate::mempool::persist::load(&mut self.mempool, path, &self.chain, now)
     }
 
     /// Processes a block (see [`Chainstate::process_block`]) and brings the
@@ -49,9 +91,15 @@ impl Node {
 
     /// Passes the chain's events to the followers.
     fn follow_chain(&mut self) {
-        for event in self.chain.take_events() {
+        let events = self.chain.take_events();
+        let now = self.chain.now();
+        if let Err(e) = self.mempool.follow_chain(&events, &self.chain, now) {
+            tracing::error!("mempool could not follow the chain: {e}");
+        }
+        for event in events {
             match event {
-                ChainEvent::Connected { .. } | ChainEvent::Disconnected { .. } => {}
+                ChainEvent::Connected { block, height } => self.wallets.connect_block(&block, height),
+                ChainEvent::Disconnected { block, height } => self.wallets.disconnect_block(&block, height),
             }
         }
     }

@@ -9,6 +9,7 @@
 
 mod index;
 mod invalid;
+mod proposal;
 mod reorg;
 mod store;
 mod undo;

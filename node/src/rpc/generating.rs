@@ -53,7 +53,9 @@ impl NodeRpc {
         let mut hashes = Vec::new();
         let mut tries_left = max_tries;
         for _ in 0..nblocks.max(0) {
-            match self.mine_one(script.clone(), Vec::new(), &mut tries_left, true)? {
+            // As Core's generate: the mempool's best transactions, chosen as for a template.
+            let block = self.block_from_mempool(script.clone());
+            match self.solve_and_submit(block, &mut tries_left, true)? {
                 Some(block) => hashes.push(json!(block.block_hash().to_string())),
                 None => break,
             }
@@ -73,17 +75,20 @@ impl NodeRpc {
         let mut txs = Vec::with_capacity(raw_txs.len());
         for raw in raw_txs {
             let text = raw.as_str().ok_or_else(|| RpcError::type_error("JSON value is not a string as expected"))?;
+            // As Core: 64 hex digits name a mempool transaction.
+            if let (64, Ok(txid)) = (text.len(), text.parse::<bitcoin::Txid>()) {
+                let tx = self.node().mempool.get(&txid).map(|e| (**e.tx()).clone());
+                let tx =
+                    tx.ok_or_else(|| RpcError::invalid_address_or_key(format!("Transaction {text} not in mempool.")))?;
+                txs.push(tx);
+                continue;
+            }
             let bytes = hex::decode(text)
                 .map_err(|_| RpcError::deserialization(format!("Transaction decode failed for {text}")))?;
             let tx: Transaction = deserialize(&bytes).map_err(|_| {
-                if text.len() == 64 {
-                    // A txid: there is no mempool to find it in yet.
-                    RpcError::invalid_address_or_key(format!("Transaction {text} not in mempool."))
-                } else {
-                    RpcError::deserialization(format!(
-                        "Transaction decode failed for {text}. Make sure the tx has at least one input."
-                    ))
-                }
+                RpcError::deserialization(format!(
+                    "Transaction decode failed for {text}. Make sure the tx has at least one input."
+                ))
             })?;
             txs.push(tx);
         }
@@ -111,11 +116,22 @@ impl NodeRpc {
             let chain = &node.chain;
             block_fees(chain, &txs)?
         };
-        let mut block = {
+        let block = {
             let node = self.node();
             let chain = &node.chain;
             mining::block_template(chain, script, txs, fees)
         };
+        self.solve_and_submit(block, tries_left, submit)
+    }
+
+    /// Searches `block`'s nonce without holding the chainstate lock, and
+    /// submits it. `None` when the tries ran out.
+    pub(super) fn solve_and_submit(
+        &self,
+        mut block: Block,
+        tries_left: &mut u64,
+        submit: bool,
+    ) -> Result<Option<Block>, RpcError> {
         let start_nonce = block.header.nonce;
         let found = mining::solve_header(&mut block.header, *tries_left, &self.stopping);
         *tries_left = tries_left.saturating_sub(u64::from(block.header.nonce.wrapping_sub(start_nonce)) + 1);

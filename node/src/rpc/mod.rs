@@ -4,6 +4,10 @@
 mod blockchain;
 pub mod encode;
 mod generating;
+mod mempool;
+pub mod mining;
+mod rawtransactions;
+mod wallet;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, MutexGuard};
@@ -21,12 +25,14 @@ pub struct NodeRpc {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Set on shutdown so that a long `generate` call stops searching.
     stopping: Arc<AtomicBool>,
+    /// What `getblocktemplate` remembers between calls.
+    mining: mining::MiningState,
 }
 
 impl NodeRpc {
     /// Methods over `node`; `stop` sends `true` on `shutdown`.
     pub fn new(node: Arc<SharedNode>, shutdown: tokio::sync::watch::Sender<bool>, stopping: Arc<AtomicBool>) -> Self {
-        NodeRpc { node, shutdown, stopping }
+        NodeRpc { node, shutdown, stopping, mining: mining::MiningState::default() }
     }
 
     /// The node, locked, for reading.
@@ -59,15 +65,32 @@ impl RpcHandler for NodeRpc {
             "submitblock" => self.submitblock(request),
             "generatetoaddress" => self.generatetoaddress(request),
             "generateblock" => self.generateblock(request),
+            "getblocktemplate" => self.getblocktemplate(request),
+            "getmininginfo" => self.getmininginfo(request),
+            "getnetworkhashps" => self.getnetworkhashps(request),
             "invalidateblock" => self.invalidateblock(request, true),
             "reconsiderblock" => self.invalidateblock(request, false),
             "validateaddress" => self.validateaddress(request),
+            "sendrawtransaction" => self.sendrawtransaction(request),
+            "testmempoolaccept" => self.testmempoolaccept(request),
+            "getrawmempool" => self.getrawmempool(request),
+            "getmempoolinfo" => self.getmempoolinfo(request),
+            "getmempoolentry" => self.getmempoolentry(request),
+            "getmempoolancestors" => self.getmempoolrelatives(request, true),
+            "getmempooldescendants" => self.getmempoolrelatives(request, false),
+            "gettxout" => self.gettxout(request),
+            "getrawtransaction" => self.getrawtransaction(request),
+            "decoderawtransaction" => self.decoderawtransaction(request),
+            "decodescript" => self.decodescript(request),
+            "createrawtransaction" => self.createrawtransaction(request),
+            "prioritisetransaction" => self.prioritisetransaction(request),
             "stop" => {
                 request.params(&[Arg::Optional("wait")])?;
                 self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
                 let _ = self.shutdown.send(true);
                 Ok(json!("satpool-node stopping"))
             }
+            method if wallet::METHODS.contains(&method) => self.wallet_call(request),
             _ => Err(RpcError::method_not_found()),
         }
     }

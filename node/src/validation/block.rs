@@ -13,7 +13,13 @@ use crate::params::ChainParams;
 /// Core's `CheckBlock`, proof of work included.
 pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), BlockError> {
     super::check_header(&block.header, params)?;
+    check_block_contents(block)
+}
 
+/// Core's `CheckBlock` without the proof of work (its `fCheckPOW = false`,
+/// as `getblocktemplate` proposals are checked): structure, merkle root,
+/// coinbase, context-free transaction checks and legacy sigops.
+pub fn check_block_contents(block: &Block) -> Result<(), BlockError> {
     let txids = block.txdata.iter().map(|tx| tx.compute_txid().to_raw_hash()).collect();
     let (root, mutated) = merkle_root(txids).ok_or(BlockError::BadLength)?;
     if root != block.header.merkle_root.to_raw_hash() {
@@ -120,8 +126,10 @@ pub fn witness_commitment_index(coinbase: &Transaction) -> Option<usize> {
     })
 }
 
-/// Core's `IsFinalTx`.
-fn is_final(tx: &Transaction, height: u32, cutoff_time: u32) -> bool {
+/// Core's `IsFinalTx`: whether `tx` may be in a block at `height` whose
+/// lock-time cutoff (its parent's median time past once BIP 113 is in force)
+/// is `cutoff_time`.
+pub fn is_final(tx: &Transaction, height: u32, cutoff_time: u32) -> bool {
     let lock_time = tx.lock_time.to_consensus_u32();
     if lock_time == 0 {
         return true;

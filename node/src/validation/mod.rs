@@ -13,7 +13,7 @@ mod connect;
 mod header;
 pub mod merkle;
 
-pub use block::{check_block, contextual_check_block, witness_commitment_index};
+pub use block::{check_block, check_block_contents, contextual_check_block, is_final, witness_commitment_index};
 pub use connect::{connect_block, sequence_locks, BlockConnection, SpentCoin};
 pub use header::{check_header, contextual_check_header, HeaderContext};
 
