@@ -3,11 +3,13 @@
 //! What it is: network parameters, the consensus rules of headers and blocks
 //! (scripts and context-free transaction rules come from `satpool-consensus`),
 //! the chainstate (block index, UTXO set, undo data, reorganisations) in an
-//! embedded transactional store, CPU block generation for tests and demos,
-//! and a daemon speaking Bitcoin Core's JSON-RPC.
+//! embedded transactional store, the mempool with Core's relay policy, block
+//! templates for pools, an HD wallet, the whitepaper's attacker calculation,
+//! CPU block generation for tests and demos, and a daemon speaking Bitcoin
+//! Core's JSON-RPC.
 //!
-//! What it is not (yet): a mempool, block templates, P2P networking or a
-//! wallet; those are separate capabilities built on this one.
+//! What it is not: a GPU miner or a pool (the `satpool-miner` and `satpool`
+//! crates), nor an indexer (no txindex).
 
 pub mod attack;
 pub mod chain;
