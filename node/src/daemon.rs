@@ -76,6 +76,18 @@ pub struct Config {
     /// Lowest fee rate relayed and accepted into the mempool, in BTC/kvB (`-minrelaytxfee`).
     #[arg(long, default_value = "0.000001", value_parser = parse_fee_rate)]
     pub minrelaytxfee: crate::mempool::FeeRate,
+    /// Prune old block data (`-prune`): 0 keeps every block, 1 prunes only
+    /// through the `pruneblockchain` RPC, 550 or more keeps block and undo
+    /// data under that many MiB. The last 288 blocks are always kept.
+    #[arg(long, default_value_t = 0)]
+    pub prune: u64,
+    /// Tests only, regtest only: with `--prune` of 550 or more, the target in
+    /// bytes instead, so that tests can prune a short chain. Hidden from `--help`.
+    #[arg(long, hide = true)]
+    pub test_prune_target_bytes: Option<u64>,
+    /// The P2P network's flags (`--connect`, `--addnode`, `--listen`, `--port`, ...).
+    #[command(flatten)]
+    pub p2p: crate::p2p::P2pArgs,
 }
 
 /// A fee rate in BTC/kvB, as Core's options take it.
@@ -161,6 +173,20 @@ impl Config {
         }
     }
 
+    /// The prune mode `--prune` (and the test-only target) asks for.
+    pub fn prune_mode(&self) -> anyhow::Result<crate::chain::PruneMode> {
+        use crate::chain::PruneMode;
+        let mode = PruneMode::from_mib(self.prune)?;
+        match (self.test_prune_target_bytes, mode) {
+            (None, mode) => Ok(mode),
+            (Some(_), _) if self.network != Network::Regtest => {
+                bail!("--test-prune-target-bytes is for tests on regtest only")
+            }
+            (Some(target_bytes), PruneMode::Automatic { .. }) => Ok(PruneMode::Automatic { target_bytes }),
+            (Some(_), _) => bail!("--test-prune-target-bytes needs --prune=550 or more"),
+        }
+    }
+
     /// The network's parameters.
     pub fn chain_params(&self) -> ChainParams {
         match self.network {
@@ -197,9 +223,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ => bail!("--rpcuser and --rpcpassword go together"),
     };
     let mine_script = if config.mine { Some(miner_script(&config, &datadir, &params)?) } else { None };
+    let prune_mode = config.prune_mode()?;
 
-    let chain = tokio::task::block_in_place(|| Chainstate::open(&datadir, params.clone(), system_clock()))
+    let mut chain = tokio::task::block_in_place(|| Chainstate::open(&datadir, params.clone(), system_clock()))
         .with_context(|| format!("while opening the chainstate in {}", datadir.display()))?;
+    if !prune_mode.is_on() && chain.prune_height().is_some() {
+        // Core's refusal: the node would claim blocks it no longer has.
+        bail!("You need to rebuild the database using -reindex to go back to unpruned mode.  This will redownload the entire blockchain.");
+    }
+    chain.set_prune_mode(prune_mode);
     let tip = chain.tip();
     tracing::info!(network = %params.network, height = tip.height, tip = %tip.hash, datadir = %datadir.display(), "chainstate loaded");
     let mut node = Node::new(chain);
@@ -236,7 +268,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     server_config.max_body_bytes = config.rpcmaxbody;
     server_config.threads = config.rpcthreads;
     server_config.work_queue = config.rpcworkqueue;
-    let handler = Arc::new(NodeRpc::new(node.clone(), shutdown_tx.clone(), stopping.clone()));
+    let network = crate::p2p::start(&config.p2p, &params, &datadir, node.clone(), shutdown_rx.clone())
+        .await
+        .context("while starting the P2P network")?;
+    let handler = Arc::new(
+        NodeRpc::new(node.clone(), shutdown_tx.clone(), stopping.clone()).with_network(network.handle.clone()),
+    );
     let mut rpc_shutdown = shutdown_rx.clone();
     // Started here so that a cookie that cannot be written stops start-up.
     let serving = RpcServer::new(server_config, handler)
@@ -269,6 +306,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     if let Err(e) = server.await {
         tracing::error!("JSON-RPC server task failed: {e}");
+    }
+    if let Err(e) = network.task.await {
+        tracing::error!("P2P task failed: {e}");
     }
     match tokio::task::block_in_place(|| node.lock().save_mempool(&mempool_path)) {
         Ok(()) => tracing::info!(path = %mempool_path.display(), "mempool saved"),

@@ -19,6 +19,8 @@ pub mod status {
     pub const FAILED_CHILD: u8 = 8;
     /// Either failure.
     pub const FAILED: u8 = FAILED_VALID | FAILED_CHILD;
+    /// The block's data and undo data were pruned (it had them once; see `chain::prune`).
+    pub const PRUNED: u8 = 16;
 }
 
 /// One header in the index.

@@ -40,6 +40,10 @@ impl Chainstate {
         if entry.height == 0 {
             return Err(ChainError::GenesisInvalidation);
         }
+        // Disconnecting needs the data and undo data of every block above it.
+        if self.index.is_active(hash) && self.prune_height().is_some_and(|first| entry.height < first) {
+            return Err(ChainError::PrunedData(*hash));
+        }
         while self.index.is_active(hash) {
             self.disconnect_tip()?;
         }
@@ -89,7 +93,7 @@ impl Chainstate {
                 "active"
             } else if e.failed() {
                 "invalid"
-            } else if e.status & status::HAVE_DATA == 0 {
+            } else if e.status & (status::HAVE_DATA | status::PRUNED) == 0 {
                 "headers-only"
             } else if e.status & status::VALID_SCRIPTS != 0 {
                 "valid-fork"

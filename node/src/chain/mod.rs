@@ -10,6 +10,7 @@
 mod index;
 mod invalid;
 mod proposal;
+mod prune;
 mod reorg;
 mod store;
 mod undo;
@@ -23,6 +24,9 @@ use bitcoin::{Block, BlockHash, OutPoint, Work};
 use redb::{ReadableDatabase, ReadableTable};
 
 pub use index::{status, BlockIndex, IndexEntry};
+pub use prune::{
+    prune_after_height, PruneConfigError, PruneMode, PruneOutcome, MIN_BLOCKS_TO_KEEP, MIN_PRUNE_TARGET_MIB,
+};
 pub use store::{Store, StoreError};
 
 use crate::params::ChainParams;
@@ -49,6 +53,9 @@ pub enum ChainError {
     /// The genesis block cannot be invalidated.
     #[error("the genesis block cannot be invalidated")]
     GenesisInvalidation,
+    /// Disconnecting down to this block needs block and undo data that were pruned.
+    #[error("block {0} is at or below the prune height: its data and undo data were deleted")]
+    PrunedData(BlockHash),
     /// Storage failed; the node must stop.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -62,7 +69,7 @@ impl ChainError {
             ChainError::PrevBlockNotFound(_) => Some("prev-blk-not-found".into()),
             ChainError::BadPrevBlock(_) => Some("bad-prevblk".into()),
             ChainError::DuplicateInvalid(_) => Some("duplicate-invalid".into()),
-            ChainError::GenesisInvalidation | ChainError::Store(_) => None,
+            ChainError::GenesisInvalidation | ChainError::PrunedData(_) | ChainError::Store(_) => None,
         }
     }
 }
@@ -127,6 +134,8 @@ pub struct Chainstate {
     /// What happened to the active chain since the last
     /// [`Chainstate::take_events`]; `None` until a follower asks for them.
     events: Option<Vec<ChainEvent>>,
+    /// The prune mode and what was pruned.
+    prune: prune::PruneState,
 }
 
 /// A change of the active chain, in the order it happened. The mempool and
@@ -163,6 +172,7 @@ impl Chainstate {
             clock,
             last_connect_error: None,
             events: None,
+            prune: prune::PruneState::default(),
         };
         let entries = chain.store.load_index()?;
         if entries.is_empty() {
@@ -178,6 +188,7 @@ impl Chainstate {
                 return Err(StoreError::Corrupt(format!("tip {tip} is not in the index")).into());
             }
             chain.index.set_active_tip(tip);
+            chain.prune = prune::PruneState::from_index(chain.index.entries());
             chain.rebuild_candidates();
         }
         chain.activate_best_chain()?;
@@ -215,7 +226,8 @@ impl Chainstate {
     }
 
     /// Recomputes the candidate set from the index: every entry that is not
-    /// failed and whose whole branch has data.
+    /// failed and whose whole branch has data. A pruned block had its data
+    /// and links its descendants, but is no candidate itself.
     fn rebuild_candidates(&mut self) {
         self.candidates.clear();
         let mut linked: std::collections::HashSet<BlockHash> = std::collections::HashSet::new();
@@ -223,9 +235,12 @@ impl Chainstate {
         by_height.sort_by_key(|e| e.height);
         for e in by_height {
             let parent_linked = e.height == 0 || linked.contains(&e.header.prev_blockhash);
-            if parent_linked && e.have_data() && !e.failed() {
+            let pruned = e.status & status::PRUNED != 0;
+            if parent_linked && (e.have_data() || pruned) && !e.failed() {
                 linked.insert(e.hash);
-                self.candidates.insert((e.chainwork, std::cmp::Reverse(e.sequence), e.hash));
+                if !pruned {
+                    self.candidates.insert((e.chainwork, std::cmp::Reverse(e.sequence), e.hash));
+                }
             }
         }
     }
@@ -287,6 +302,26 @@ impl Chainstate {
         let txn = self.store.db.begin_read().map_err(StoreError::from)?;
         let table = txn.open_table(UTXO).map_err(StoreError::from)?;
         read_coin(&table, outpoint).map_err(ChainError::from)
+    }
+
+    /// The first unspent output of `txid` in the active chain's UTXO set, if
+    /// any (Core's `AccessByTxid`, which `gettxoutproof` uses without a txindex).
+    pub fn first_unspent_of(&self, txid: &bitcoin::Txid) -> Result<Option<(OutPoint, Coin)>, ChainError> {
+        let txn = self.store.db.begin_read().map_err(StoreError::from)?;
+        let table = txn.open_table(UTXO).map_err(StoreError::from)?;
+        let start = outpoint_key(&OutPoint { txid: *txid, vout: 0 });
+        let end = outpoint_key(&OutPoint { txid: *txid, vout: u32::MAX });
+        let first = table.range::<&[u8; 36]>(&start..=&end).map_err(StoreError::from)?.next();
+        match first {
+            None => Ok(None),
+            Some(row) => {
+                let (key, value) = row.map_err(StoreError::from)?;
+                let outpoint = crate::utxo::outpoint_from_key(key.value());
+                let coin = Coin::from_bytes(value.value())
+                    .map_err(|e| StoreError::Corrupt(format!("coin {outpoint}: {e}")))?;
+                Ok(Some((outpoint, coin)))
+            }
+        }
     }
 
     /// The header context (parent, median time past, clock) for a child of `parent`.
@@ -377,6 +412,7 @@ impl Chainstate {
         self.add_candidates_from(&hash);
 
         self.activate_best_chain_with(Some(block))?;
+        self.prune_if_needed(&hash, block.total_size() as u64)?;
         let entry = self.index.get(&hash).expect("still indexed");
         if entry.failed() {
             // It was tried, and failed to connect.

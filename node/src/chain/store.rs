@@ -19,6 +19,9 @@ pub(super) const BLOCKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::ne
 pub(super) const UNDO: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("undo");
 /// Outpoint (see `utxo::outpoint_key`) → coin.
 pub(super) const UTXO: TableDefinition<&[u8; 36], &[u8]> = TableDefinition::new("utxo");
+/// Block hash → number of transactions, for blocks whose data was pruned
+/// (so that `verifytxoutproof` can still compare a proof's count).
+pub(super) const TX_COUNT: TableDefinition<&[u8; 32], u32> = TableDefinition::new("pruned_tx_count");
 /// Named single values: the tip.
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -83,6 +86,7 @@ impl Store {
             txn.open_table(BLOCKS)?;
             txn.open_table(UNDO)?;
             txn.open_table(UTXO)?;
+            txn.open_table(TX_COUNT)?;
             let mut meta = txn.open_table(META)?;
             let stored = meta.get(META_NETWORK)?.map(|v| String::from_utf8_lossy(v.value()).into_owned());
             match stored {

@@ -15,6 +15,21 @@ use crate::pow::difficulty;
 
 impl NodeRpc {
     pub(super) fn getblockchaininfo(&self, request: &Request) -> Result<Value, RpcError> {
+        let mut info = self.blockchain_info(request)?;
+        let chain = &self.node().chain;
+        let mode = chain.prune_mode();
+        info["pruned"] = json!(mode.is_on());
+        if mode.is_on() {
+            info["pruneheight"] = json!(chain.prune_height().unwrap_or(0));
+            info["automatic_pruning"] = json!(mode.target_bytes().is_some());
+            if let Some(target) = mode.target_bytes() {
+                info["prune_target_size"] = json!(target);
+            }
+        }
+        Ok(info)
+    }
+
+    fn blockchain_info(&self, request: &Request) -> Result<Value, RpcError> {
         request.params(&[])?;
         let node = self.node();
         let chain = &node.chain;
@@ -65,8 +80,8 @@ impl NodeRpc {
             return Ok(json!(bitcoin::consensus::encode::serialize_hex(&entry.header)));
         }
         let mut obj = header_json(chain, entry);
-        if let Ok(Some(block)) = chain.block(&hash) {
-            obj.insert("nTx".into(), json!(block.txdata.len()));
+        if let Ok(Some(count)) = chain.tx_count(&hash) {
+            obj.insert("nTx".into(), json!(count));
         }
         Ok(Value::Object(obj))
     }
@@ -87,6 +102,9 @@ impl NodeRpc {
         let chain = &node.chain;
         let entry =
             chain.index().get(&hash).ok_or_else(|| RpcError::invalid_address_or_key("Block not found"))?.clone();
+        if entry.status & crate::chain::status::PRUNED != 0 {
+            return Err(RpcError::misc("Block not available (pruned data)"));
+        }
         if verbosity == 0 {
             let raw = chain.raw_block(&hash).map_err(store_error)?;
             return raw.map(|r| json!(hex::encode(r))).ok_or_else(|| RpcError::misc("Block not available"));

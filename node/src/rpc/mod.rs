@@ -6,7 +6,10 @@ pub mod encode;
 mod generating;
 mod mempool;
 pub mod mining;
+mod network;
+mod prune;
 mod rawtransactions;
+mod spv;
 mod wallet;
 
 use std::sync::atomic::AtomicBool;
@@ -27,12 +30,20 @@ pub struct NodeRpc {
     stopping: Arc<AtomicBool>,
     /// What `getblocktemplate` remembers between calls.
     mining: mining::MiningState,
+    /// The P2P network, when it runs.
+    network: Option<crate::p2p::NetHandle>,
 }
 
 impl NodeRpc {
     /// Methods over `node`; `stop` sends `true` on `shutdown`.
     pub fn new(node: Arc<SharedNode>, shutdown: tokio::sync::watch::Sender<bool>, stopping: Arc<AtomicBool>) -> Self {
-        NodeRpc { node, shutdown, stopping, mining: mining::MiningState::default() }
+        NodeRpc { node, shutdown, stopping, mining: mining::MiningState::default(), network: None }
+    }
+
+    /// Serves the network methods from `network`.
+    pub fn with_network(mut self, network: crate::p2p::NetHandle) -> Self {
+        self.network = Some(network);
+        self
     }
 
     /// The node, locked, for reading.
@@ -62,6 +73,9 @@ impl RpcHandler for NodeRpc {
             }
             "getchaintips" => self.getchaintips(request),
             "gettxoutsetinfo" => self.gettxoutsetinfo(request),
+            "pruneblockchain" => self.pruneblockchain(request),
+            "gettxoutproof" => self.gettxoutproof(request),
+            "verifytxoutproof" => self.verifytxoutproof(request),
             "submitblock" => self.submitblock(request),
             "generatetoaddress" => self.generatetoaddress(request),
             "generateblock" => self.generateblock(request),
@@ -91,6 +105,7 @@ impl RpcHandler for NodeRpc {
                 Ok(json!("satpool-node stopping"))
             }
             method if wallet::METHODS.contains(&method) => self.wallet_call(request),
+            method if network::METHODS.contains(&method) => self.network_call(request),
             _ => Err(RpcError::method_not_found()),
         }
     }

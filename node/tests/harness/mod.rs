@@ -38,6 +38,8 @@ pub struct Daemon {
     child: Option<Child>,
     datadir: PathBuf,
     port: u16,
+    /// The P2P port it listens on (`--port`), unless the test chose its own.
+    p2p_port: Option<u16>,
     rpc: Arc<RpcClient>,
 }
 
@@ -54,6 +56,10 @@ impl Daemon {
         const ATTEMPTS: usize = 5;
         for attempt in 1..=ATTEMPTS {
             let port = free_port();
+            // A free P2P port too, so that nodes of concurrent tests never
+            // meet on the network's default port.
+            let chooses_p2p = extra.iter().any(|a| a.starts_with("--port") || a.starts_with("--listen"));
+            let p2p_port = (!chooses_p2p).then(free_port);
             let log_start = std::fs::metadata(datadir.join(LOG_FILE)).map_or(0, |m| m.len() as usize);
             let log = OpenOptions::new()
                 .create(true)
@@ -65,6 +71,7 @@ impl Daemon {
                 .arg(format!("--datadir={}", datadir.display()))
                 .arg(format!("--rpcport={port}"))
                 .arg("--rpcbind=127.0.0.1")
+                .args(p2p_port.map(|p| format!("--port={p}")))
                 .args(extra)
                 .env_remove("SATPOOL_NETWORK")
                 .env_remove("SATPOOL_DATADIR")
@@ -79,7 +86,8 @@ impl Daemon {
             let rpc = RpcClient::new(format!("http://127.0.0.1:{port}/"), Auth::cookie_in(datadir))
                 .expect("an rpc client can be built")
                 .with_timeout(CALL_LIMIT);
-            let mut daemon = Daemon { child: Some(child), datadir: datadir.to_owned(), port, rpc: Arc::new(rpc) };
+            let mut daemon =
+                Daemon { child: Some(child), datadir: datadir.to_owned(), port, p2p_port, rpc: Arc::new(rpc) };
             match daemon.wait_ready().await {
                 Ok(()) => return daemon,
                 Err(exited)
@@ -131,6 +139,16 @@ impl Daemon {
     /// The JSON-RPC port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The P2P port the harness gave it (`--port`), if it chose one.
+    pub fn p2p_port(&self) -> Option<u16> {
+        self.p2p_port
+    }
+
+    /// `127.0.0.1:<p2p port>`, for `addnode` and `--connect`.
+    pub fn p2p_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.p2p_port.expect("the harness chose the P2P port"))
     }
 
     /// The data directory.

@@ -1,0 +1,386 @@
+//! One connection's protocol state (Core's `CNode` and `Peer` fields that
+//! the handshake and relay negotiate), and the handshake rules: our
+//! `version` as Core sends it, and what we accept of theirs.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bitcoin::p2p::address::Address;
+use bitcoin::p2p::message_network::VersionMessage;
+use bitcoin::p2p::ServiceFlags;
+use bitcoin::{BlockHash, Wtxid};
+
+use super::misbehavior::Score;
+use super::sync::PeerId;
+
+/// The protocol version we speak (Core 0.21+: `wtxidrelay`).
+pub const PROTOCOL_VERSION: u32 = 70016;
+/// Core's `MIN_PEER_PROTO_VERSION`.
+pub const MIN_PEER_PROTO_VERSION: u32 = 31800;
+/// Core's `SENDHEADERS_VERSION`.
+pub const SENDHEADERS_VERSION: u32 = 70012;
+/// Core's `WTXID_RELAY_VERSION`.
+pub const WTXID_RELAY_VERSION: u32 = 70016;
+/// Our user agent (BIP 14).
+pub const USER_AGENT: &str = concat!("/satpool:", env!("CARGO_PKG_VERSION"), "/");
+
+/// The services we offer, as a non-pruned Core node sets them.
+pub fn local_services() -> ServiceFlags {
+    ServiceFlags::NETWORK | ServiceFlags::WITNESS | ServiceFlags::NETWORK_LIMITED
+}
+
+/// Core's names of service bits (`getpeerinfo`'s `servicesnames`).
+pub fn service_names(services: ServiceFlags) -> Vec<&'static str> {
+    const NAMES: [(u64, &str); 7] = [
+        (1, "NETWORK"),
+        (1 << 2, "BLOOM"),
+        (1 << 3, "WITNESS"),
+        (1 << 6, "COMPACT_FILTERS"),
+        (1 << 10, "NETWORK_LIMITED"),
+        (1 << 11, "P2P_V2"),
+        (1 << 1, "GETUTXO"),
+    ];
+    let bits = services.to_u64();
+    let mut names: Vec<(u64, &str)> = NAMES.iter().copied().filter(|(b, _)| bits & b != 0).collect();
+    names.sort_unstable();
+    names.into_iter().map(|(_, n)| n).collect()
+}
+
+/// How a connection came about (`getpeerinfo`'s `connection_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionType {
+    /// They connected to us.
+    Inbound,
+    /// We chose them from the address book.
+    OutboundFullRelay,
+    /// `--connect`, `--addnode` or the `addnode` RPC.
+    Manual,
+}
+
+impl ConnectionType {
+    /// Core's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectionType::Inbound => "inbound",
+            ConnectionType::OutboundFullRelay => "outbound-full-relay",
+            ConnectionType::Manual => "manual",
+        }
+    }
+}
+
+/// Our `version`, as Core builds it (`PushNodeVersion`): their address with
+/// no services, ours empty, our services, height and relay wish.
+pub fn version_message(their_addr: SocketAddr, nonce: u64, start_height: i32, now: i64) -> VersionMessage {
+    let empty = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut msg = VersionMessage::new(
+        local_services(),
+        now,
+        Address::new(&their_addr, ServiceFlags::NONE),
+        Address::new(&empty, local_services()),
+        nonce,
+        USER_AGENT.to_owned(),
+        start_height,
+    );
+    msg.version = PROTOCOL_VERSION;
+    msg.relay = true;
+    msg
+}
+
+/// Why a peer's `version` ends the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeError {
+    /// The peer is us (its nonce is one of ours).
+    #[error("connected to self")]
+    SelfConnection,
+    /// Too old a protocol.
+    #[error("peer uses protocol version {0}, below the minimum {MIN_PEER_PROTO_VERSION}")]
+    TooOld(u32),
+    /// An outbound peer that serves no blocks.
+    #[error("outbound peer offers services {0:#x} without NETWORK or NETWORK_LIMITED, or without WITNESS")]
+    MissingServices(u64),
+}
+
+/// Core's checks of a received `version`.
+pub fn check_version(msg: &VersionMessage, inbound: bool, our_nonces: &HashSet<u64>) -> Result<(), HandshakeError> {
+    if inbound && our_nonces.contains(&msg.nonce) {
+        return Err(HandshakeError::SelfConnection);
+    }
+    if msg.version < MIN_PEER_PROTO_VERSION {
+        return Err(HandshakeError::TooOld(msg.version));
+    }
+    let s = msg.services;
+    if !inbound
+        && (!(s.has(ServiceFlags::NETWORK) || s.has(ServiceFlags::NETWORK_LIMITED)) || !s.has(ServiceFlags::WITNESS))
+    {
+        return Err(HandshakeError::MissingServices(s.to_u64()));
+    }
+    Ok(())
+}
+
+/// Counters the connection's task updates and the RPCs read.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    /// Bytes sent.
+    pub bytes_sent: AtomicU64,
+    /// Bytes received.
+    pub bytes_recv: AtomicU64,
+    /// Unix time of the last send.
+    pub last_send: AtomicI64,
+    /// Unix time of the last receive.
+    pub last_recv: AtomicI64,
+}
+
+impl PeerStats {
+    /// Counts `n` bytes sent at `now`.
+    pub fn sent(&self, n: usize, now: i64) {
+        self.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+        self.last_send.store(now, Ordering::Relaxed);
+    }
+
+    /// Counts `n` bytes received at `now`.
+    pub fn received(&self, n: usize, now: i64) {
+        self.bytes_recv.fetch_add(n as u64, Ordering::Relaxed);
+        self.last_recv.store(now, Ordering::Relaxed);
+    }
+}
+
+/// Core's `MAX_PEER_TX_ANNOUNCEMENTS`-like bound on what we remember a peer knows.
+pub const KNOWN_INVENTORY_LIMIT: usize = 50_000;
+
+/// A set that forgets its oldest entries past a limit (Core's rolling bloom filter).
+#[derive(Debug, Clone)]
+pub struct RollingSet<T: std::hash::Hash + Eq + Copy> {
+    set: HashSet<T>,
+    order: VecDeque<T>,
+}
+
+impl<T: std::hash::Hash + Eq + Copy> Default for RollingSet<T> {
+    fn default() -> Self {
+        RollingSet { set: HashSet::new(), order: VecDeque::new() }
+    }
+}
+
+impl<T: std::hash::Hash + Eq + Copy> RollingSet<T> {
+    /// Adds `item`; whether it was new.
+    pub fn insert(&mut self, item: T) -> bool {
+        if !self.set.insert(item) {
+            return false;
+        }
+        self.order.push_back(item);
+        if self.order.len() > KNOWN_INVENTORY_LIMIT {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Whether `item` is remembered.
+    pub fn contains(&self, item: &T) -> bool {
+        self.set.contains(item)
+    }
+}
+
+/// One connected peer, as the message processor sees it.
+#[derive(Debug)]
+pub struct Peer {
+    /// Its number.
+    pub id: PeerId,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Our end of the connection.
+    pub local_addr: Option<SocketAddr>,
+    /// How it came about.
+    pub conn_type: ConnectionType,
+    /// Frames to write.
+    pub outbox: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    /// Byte counters.
+    pub stats: Arc<PeerStats>,
+    /// When it connected, Unix seconds.
+    pub conn_time: i64,
+    /// When it connected.
+    pub connected_at: Instant,
+    /// Our `version` nonce for it.
+    pub our_nonce: u64,
+    /// Its `version`.
+    pub version: Option<VersionMessage>,
+    /// Whether it sent `verack`.
+    pub verack: bool,
+    /// It asked for transaction announcements by wtxid.
+    pub wtxid_relay: bool,
+    /// It asked for `addrv2`.
+    pub addrv2: bool,
+    /// It asked for block announcements by `headers`.
+    pub send_headers: bool,
+    /// It speaks compact blocks version 2.
+    pub compact_v2: bool,
+    /// It asked us to push compact blocks unasked (we are its high-bandwidth peer).
+    pub hb_to: bool,
+    /// We asked it to push compact blocks unasked.
+    pub hb_from: bool,
+    /// Its minimum fee rate for transaction announcements, sat/kvB.
+    pub fee_filter: i64,
+    /// Our outstanding ping: nonce and when.
+    pub ping: Option<(u64, Instant)>,
+    /// When we last sent a ping.
+    pub last_ping: Instant,
+    /// Last round trip, seconds.
+    pub ping_time: Option<f64>,
+    /// Best round trip, seconds.
+    pub min_ping: Option<f64>,
+    /// The best block we know it has.
+    pub best_known: Option<BlockHash>,
+    /// The last block we announced to it or it to us.
+    pub last_announced: Option<BlockHash>,
+    /// We sent it a `getheaders` and await the answer.
+    pub headers_pending: Option<Instant>,
+    /// It got its first `getheaders` from us.
+    pub sent_getheaders: bool,
+    /// `headers` in a row that did not connect.
+    pub unconnecting_headers: u32,
+    /// Its misbehaviour.
+    pub score: Score,
+    /// Transactions it knows of (it told us, or we told it).
+    pub known_txs: RollingSet<Wtxid>,
+    /// Transactions to announce at its next trickle.
+    pub tx_queue: Vec<Wtxid>,
+    /// When its next trickle is due.
+    pub next_inv: Instant,
+    /// It answered our `getaddr`, or asked us: each once per connection.
+    pub getaddr_answered: bool,
+    /// Unix time of the last new block and transaction it gave us.
+    pub last_block: i64,
+    /// See `last_block`.
+    pub last_tx: i64,
+    /// Addresses it told us of.
+    pub addr_processed: u64,
+}
+
+impl Peer {
+    /// A peer that just connected.
+    pub fn new(
+        id: PeerId,
+        addr: SocketAddr,
+        conn_type: ConnectionType,
+        outbox: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+        stats: Arc<PeerStats>,
+        our_nonce: u64,
+        now: i64,
+    ) -> Peer {
+        let instant = Instant::now();
+        Peer {
+            id,
+            addr,
+            local_addr: None,
+            conn_type,
+            outbox,
+            stats,
+            conn_time: now,
+            connected_at: instant,
+            our_nonce,
+            version: None,
+            verack: false,
+            wtxid_relay: false,
+            addrv2: false,
+            send_headers: false,
+            compact_v2: false,
+            hb_to: false,
+            hb_from: false,
+            fee_filter: 0,
+            ping: None,
+            last_ping: instant,
+            ping_time: None,
+            min_ping: None,
+            best_known: None,
+            last_announced: None,
+            headers_pending: None,
+            sent_getheaders: false,
+            unconnecting_headers: 0,
+            score: Score::default(),
+            known_txs: RollingSet::default(),
+            tx_queue: Vec::new(),
+            next_inv: instant,
+            getaddr_answered: false,
+            last_block: 0,
+            last_tx: 0,
+            addr_processed: 0,
+        }
+    }
+
+    /// Whether the handshake is complete.
+    pub fn ready(&self) -> bool {
+        self.version.is_some() && self.verack
+    }
+
+    /// Whether it was our choice to connect.
+    pub fn inbound(&self) -> bool {
+        self.conn_type == ConnectionType::Inbound
+    }
+
+    /// Its services.
+    pub fn services(&self) -> ServiceFlags {
+        self.version.as_ref().map_or(ServiceFlags::NONE, |v| v.services)
+    }
+
+    /// Whether it wants transactions (its `version`'s relay flag).
+    pub fn relays_txs(&self) -> bool {
+        self.version.as_ref().is_some_and(|v| v.relay)
+    }
+
+    /// Whether to send it witness data.
+    pub fn wants_witness(&self) -> bool {
+        self.services().has(ServiceFlags::WITNESS)
+    }
+
+    /// Queues a frame; false when the connection is gone.
+    pub fn send(&self, frame: Vec<u8>) -> bool {
+        self.outbox.send(frame).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_version_is_cores_shape() {
+        let v = version_message("127.0.0.1:18444".parse().unwrap(), 5, 120, 1_700_000_000);
+        assert_eq!(v.version, 70016);
+        assert_eq!(v.services.to_u64(), 0x409);
+        assert_eq!(v.receiver.services, ServiceFlags::NONE);
+        assert_eq!(v.receiver.port, 18444);
+        assert_eq!(v.user_agent, "/satpool:0.1.0/");
+        assert_eq!(v.start_height, 120);
+        assert!(v.relay);
+        assert_eq!(service_names(v.services), vec!["NETWORK", "WITNESS", "NETWORK_LIMITED"]);
+    }
+
+    #[test]
+    fn versions_are_checked_like_core() {
+        let good = version_message("127.0.0.1:1".parse().unwrap(), 9, 0, 0);
+        let nonces: HashSet<u64> = [9].into();
+        assert_eq!(check_version(&good, true, &nonces), Err(HandshakeError::SelfConnection));
+        assert_eq!(check_version(&good, false, &nonces), Ok(()));
+        let mut old = good.clone();
+        old.version = 200;
+        assert_eq!(check_version(&old, false, &HashSet::new()), Err(HandshakeError::TooOld(200)));
+        let mut spv = good.clone();
+        spv.services = ServiceFlags::NONE;
+        assert!(check_version(&spv, true, &HashSet::new()).is_ok(), "inbound light clients are fine");
+        assert_eq!(check_version(&spv, false, &HashSet::new()), Err(HandshakeError::MissingServices(0)));
+    }
+
+    #[test]
+    fn rolling_sets_forget_the_oldest() {
+        let mut set = RollingSet::default();
+        for i in 0..(KNOWN_INVENTORY_LIMIT as u64 + 1) {
+            assert!(set.insert(i));
+        }
+        assert!(!set.contains(&0));
+        assert!(set.contains(&1));
+        assert!(!set.insert(1));
+    }
+}
