@@ -54,6 +54,9 @@ pub struct Config {
     /// JSON-RPC calls that may wait for a thread before more are refused.
     #[arg(long, default_value_t = satpool_rpc::DEFAULT_WORK_QUEUE)]
     pub rpcworkqueue: usize,
+    /// Chainstate database cache in MiB (Core's -dbcache).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(4..=65_536))]
+    pub dbcache: u64,
     /// Mine blocks on this machine's CPU and log each one found.
     #[arg(long)]
     pub mine: bool,
@@ -225,8 +228,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mine_script = if config.mine { Some(miner_script(&config, &datadir, &params)?) } else { None };
     let prune_mode = config.prune_mode()?;
 
-    let mut chain = tokio::task::block_in_place(|| Chainstate::open(&datadir, params.clone(), system_clock()))
-        .with_context(|| format!("while opening the chainstate in {}", datadir.display()))?;
+    let mut chain = tokio::task::block_in_place(|| {
+        Chainstate::open_with_cache(&datadir, params.clone(), system_clock(), (config.dbcache as usize) << 20)
+    })
+    .with_context(|| format!("while opening the chainstate in {}", datadir.display()))?;
     if !prune_mode.is_on() && chain.prune_height().is_some() {
         // Core's refusal: the node would claim blocks it no longer has.
         bail!("You need to rebuild the database using -reindex to go back to unpruned mode.  This will redownload the entire blockchain.");

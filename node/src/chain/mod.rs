@@ -117,6 +117,10 @@ pub struct UtxoSetInfo {
     pub hash_serialized: bitcoin::hashes::sha256d::Hash,
 }
 
+/// The database page cache when none is configured: 256 MiB (redb's own
+/// default, 1 GiB, is more than a pool's node host should give by default).
+pub const DEFAULT_DB_CACHE_BYTES: usize = 256 << 20;
+
 /// The clock validation reads ("now" for `time-too-new`).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -163,7 +167,19 @@ impl Chainstate {
     /// block if it is new, and connects any stored block that has more work
     /// than the stored tip (a crash may have left one stored but unconnected).
     pub fn open(datadir: &Path, params: ChainParams, clock: Clock) -> Result<Chainstate, ChainError> {
-        let store = Store::open(datadir, params.network.name())?;
+        Self::open_with_cache(datadir, params, clock, DEFAULT_DB_CACHE_BYTES)
+    }
+
+    /// As [`Chainstate::open`], with the database's page cache limited to
+    /// `cache_bytes` (Core's `-dbcache`). The cache is what the node's memory
+    /// grows into as the chain grows; reads beyond it go to the OS page cache.
+    pub fn open_with_cache(
+        datadir: &Path,
+        params: ChainParams,
+        clock: Clock,
+        cache_bytes: usize,
+    ) -> Result<Chainstate, ChainError> {
+        let store = Store::open(datadir, params.network.name(), cache_bytes)?;
         let mut chain = Chainstate {
             params,
             store,

@@ -75,11 +75,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens or creates `<dir>/chainstate.redb`, creating every table.
-    pub fn open(dir: &Path, network: &str) -> Result<Store, StoreError> {
+    /// Opens or creates `<dir>/chainstate.redb` with a page cache of at most
+    /// `cache_bytes`, creating every table.
+    pub fn open(dir: &Path, network: &str, cache_bytes: usize) -> Result<Store, StoreError> {
         let path = dir.join("chainstate.redb");
-        let db =
-            Database::create(&path).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(&path)
+            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
         let txn = db.begin_write()?;
         {
             txn.open_table(INDEX)?;

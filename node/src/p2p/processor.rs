@@ -290,6 +290,7 @@ pub struct Processor {
 struct Progress {
     last_log: Instant,
     last_height: u32,
+    syncing: bool,
 }
 
 /// What a batch of headers did.
@@ -354,7 +355,7 @@ impl Processor {
             pending: HashSet::new(),
             connect_requests: Vec::new(),
             last_save: now,
-            progress: Progress { last_log: now, last_height: 0 },
+            progress: Progress { last_log: now, last_height: 0, syncing: false },
         }
     }
 
@@ -1023,7 +1024,11 @@ impl Processor {
             } else {
                 self.announce_tip();
             }
-            self.log_progress(false);
+            // A line when a download starts and ends, and every ten seconds between.
+            let syncing = self.header_chain.height() > height;
+            let changed = syncing != self.progress.syncing;
+            self.progress.syncing = syncing;
+            self.log_progress(changed);
         }
     }
 
@@ -1569,6 +1574,7 @@ impl Processor {
             self.request_full_block(id, hash);
             return;
         }
+        tracing::info!(peer = id, hash = %block.block_hash(), txs = block.txdata.len(), "block reconstructed from compact block");
         self.on_block(id, block, true);
     }
 
@@ -1886,6 +1892,139 @@ pub fn poisson_delay(average: Duration, u: u64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::Chainstate;
+    use crate::node::Node;
+    use crate::params::{ChainParams, Network};
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+    fn clock() -> crate::chain::Clock {
+        Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64)
+    }
+
+    fn processor(blocks: usize) -> (Processor, Arc<SharedNode>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut chain = Chainstate::open(dir.path(), ChainParams::new(Network::Regtest), clock()).unwrap();
+        for _ in 0..blocks {
+            let script = bitcoin::ScriptBuf::from_bytes(vec![0x51]);
+            let mut block = crate::mining::block_template(&chain, script, Vec::new(), bitcoin::Amount::ZERO);
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            assert!(crate::mining::solve_header(&mut block.header, u64::MAX, &stop));
+            assert_eq!(chain.process_block(&block).unwrap(), BlockOutcome::Connected);
+        }
+        let node = Arc::new(SharedNode::new(Node::new(chain)));
+        let config = ProcessorConfig {
+            magic: Magic::REGTEST,
+            datadir: dir.path().to_owned(),
+            connect: Vec::new(),
+            auto_connect: false,
+            addnode: Vec::new(),
+            max_inbound: 10,
+            max_outbound: 8,
+            allow_local_addrs: true,
+            ban_seconds: 60,
+        };
+        (Processor::new(node.clone(), config), node, dir)
+    }
+
+    /// Delivers every queued frame, both ways, until both sides are quiet.
+    fn pump(
+        a: &mut Processor,
+        from_a: &mut UnboundedReceiver<Vec<u8>>,
+        b: &mut Processor,
+        from_b: &mut UnboundedReceiver<Vec<u8>>,
+    ) -> Vec<&'static str> {
+        let mut seen = Vec::new();
+        for round in 0..10_000 {
+            let mut moved = false;
+            while let Ok(frame) = from_a.try_recv() {
+                let msg = wire::decode_frame(&frame).unwrap();
+                seen.push(msg.cmd());
+                b.on_message(1, msg);
+                moved = true;
+            }
+            while let Ok(frame) = from_b.try_recv() {
+                let msg = wire::decode_frame(&frame).unwrap();
+                seen.push(msg.cmd());
+                a.on_message(1, msg);
+                moved = true;
+            }
+            if !moved {
+                if round % 2 == 0 {
+                    a.on_tick();
+                    b.on_tick();
+                    continue;
+                }
+                break;
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn two_processors_handshake_and_sync_headers_first_without_sockets() {
+        let (mut a, node_a, _da) = processor(40);
+        let (mut b, node_b, _db) = processor(0);
+        let (to_b, mut from_a) = unbounded_channel();
+        let (to_a, mut from_b) = unbounded_channel();
+        let addr_a: SocketAddr = "127.0.0.1:18444".parse().unwrap();
+        let addr_b: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        a.on_connected(1, addr_b, None, ConnectionType::Inbound, None, to_b, Arc::default());
+        b.on_connected(1, addr_a, None, ConnectionType::Manual, Some(addr_a.to_string()), to_a, Arc::default());
+        let seen = pump(&mut a, &mut from_a, &mut b, &mut from_b);
+        for cmd in [
+            "version",
+            "verack",
+            "wtxidrelay",
+            "sendaddrv2",
+            "sendheaders",
+            "sendcmpct",
+            "getheaders",
+            "headers",
+            "getdata",
+            "block",
+        ] {
+            assert!(seen.contains(&cmd), "{cmd} in {seen:?}");
+        }
+        assert_eq!(node_b.lock().chain.tip().hash, node_a.lock().chain.tip().hash);
+        assert_eq!(node_b.lock().chain.tip().height, 40);
+        assert_eq!(a.counts(), ConnectionCounts { inbound: 1, outbound: 0 });
+        assert_eq!(b.counts(), ConnectionCounts { inbound: 0, outbound: 1 });
+        let info = b.peer_info();
+        assert_eq!(info[0].synced_headers, 40);
+        assert_eq!(info[0].subver, peer::USER_AGENT);
+    }
+
+    #[test]
+    fn garbage_bans_the_peer_and_bans_persist() {
+        let (mut a, _node, dir) = processor(0);
+        let (tx, _rx) = unbounded_channel();
+        let addr: SocketAddr = "127.0.0.9:1234".parse().unwrap();
+        a.on_connected(7, addr, None, ConnectionType::Inbound, None, tx, Arc::default());
+        a.on_bad_frame(7, &WireError::BadCommand([1; 12]));
+        assert_eq!(a.counts(), ConnectionCounts::default());
+        assert!(!a.accept_inbound(addr), "a banned address is refused");
+        assert!(a.accept_inbound("127.0.0.1:1".parse().unwrap()));
+        assert_eq!(a.list_banned()[0].address, "127.0.0.9/32");
+        let reloaded = BanList::load(&dir.path().join(banlist::FILE_NAME)).unwrap();
+        assert!(reloaded.is_banned(addr.ip(), Processor::unix_now()));
+        assert_eq!(a.set_ban("127.0.0.9", true, 0, false), Err(NetError::AlreadyBanned));
+        assert_eq!(a.set_ban("nonsense", true, 0, false), Err(NetError::InvalidSubnet));
+        assert_eq!(a.set_ban("127.0.0.9/32", false, 0, false), Ok(()));
+        assert!(a.accept_inbound(addr));
+    }
+
+    #[test]
+    fn messages_before_version_are_misbehaviour() {
+        let (mut a, _node, _dir) = processor(0);
+        let (tx, _rx) = unbounded_channel();
+        a.on_connected(3, "127.0.0.7:1".parse().unwrap(), None, ConnectionType::Inbound, None, tx, Arc::default());
+        for _ in 0..4 {
+            a.on_message(3, NetworkMessage::Ping(1));
+        }
+        assert_eq!(a.peers[&3].score.points(), 80);
+        a.on_message(3, NetworkMessage::Ping(1));
+        assert!(a.peers.is_empty(), "banned at 100 points");
+    }
 
     #[test]
     fn poisson_delays_average_out() {
