@@ -51,8 +51,10 @@ struct MineArgs {
     #[arg(long)]
     cpu_threads: Option<usize>,
     /// Batch length in tens of milliseconds, 1 to 10: lower takes new jobs
-    /// over sooner, higher costs less overhead.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10))]
+    /// over sooner, higher costs less overhead. The default, 20 ms, keeps a
+    /// GPU's two dispatches in flight within the 50 ms a clean job may take
+    /// to replace the current work.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
     intensity: u32,
     /// Seconds between status lines.
     #[arg(long, default_value_t = 5)]
