@@ -25,6 +25,11 @@ use crate::rpc::NodeRpc;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "satpool-node", version, about)]
 pub struct Config {
+    /// A TOML configuration file whose keys are these flags' names with `_`
+    /// for `-`; default `<datadir>/satpool-node.toml` if it exists. The
+    /// environment and the flags override it.
+    #[arg(long, env = "SATPOOL_NODE_CONF")]
+    pub conf: Option<PathBuf>,
     /// Network: main, testnet4, regtest or devnet.
     #[arg(long, env = "SATPOOL_NETWORK", default_value = "devnet")]
     pub network: Network,
@@ -44,7 +49,7 @@ pub struct Config {
     /// JSON-RPC password (prefer the cookie or the environment: a password
     /// on the command line is visible to every user of the machine).
     #[arg(long, env = "SATPOOL_RPCPASSWORD", hide_env_values = true)]
-    pub rpcpassword: Option<String>,
+    pub rpcpassword: Option<satpool_rpc::Password>,
     /// Largest JSON-RPC request body in bytes.
     #[arg(long, default_value_t = satpool_rpc::DEFAULT_MAX_BODY_BYTES)]
     pub rpcmaxbody: usize,
@@ -88,6 +93,11 @@ pub struct Config {
     /// bytes instead, so that tests can prune a short chain. Hidden from `--help`.
     #[arg(long, hide = true)]
     pub test_prune_target_bytes: Option<u64>,
+    /// Serve Prometheus metrics at `http://<this>/metrics` (for example
+    /// 127.0.0.1:9332). Off unless given; the listener has no auth, so keep
+    /// it on loopback or a private network.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metricsbind: Option<SocketAddr>,
     /// The P2P network's flags (`--connect`, `--addnode`, `--listen`, `--port`, ...).
     #[command(flatten)]
     pub p2p: crate::p2p::P2pArgs,
@@ -217,11 +227,21 @@ pub fn system_clock() -> Clock {
 
 /// Runs the node until SIGINT, SIGTERM or the `stop` RPC.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    run_until(config, wait_for_signal()).await
+}
+
+/// Runs the node until `shutdown` completes or the `stop` RPC, for a
+/// process that runs the node beside other things and handles the signals
+/// itself.
+pub async fn run_until(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let params = config.chain_params();
     let datadir = config.datadir()?;
     std::fs::create_dir_all(&datadir).with_context(|| format!("while creating the datadir {}", datadir.display()))?;
     let auth = match (&config.rpcuser, &config.rpcpassword) {
-        (Some(user), Some(password)) => Auth::user_password(user.clone(), password.clone()),
+        (Some(user), Some(password)) => Auth::user_password(user.clone(), password.expose()),
         (None, None) => Auth::cookie_in(&datadir),
         _ => bail!("--rpcuser and --rpcpassword go together"),
     };
@@ -256,6 +276,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let Node { chain, wallets, .. } = &mut node;
         wallets.load_at_startup(chain);
     });
+    let metrics = config.metricsbind.map(|_| Arc::new(crate::metrics::NodeMetrics::new()));
+    node.metrics = metrics.clone();
     let node = Arc::new(SharedNode::new(node));
 
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
@@ -288,6 +310,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("while starting the JSON-RPC server")?;
     let server = tokio::spawn(serving);
 
+    let metrics_server = match (config.metricsbind, metrics) {
+        (Some(addr), Some(metrics)) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("while binding the metrics port {addr}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening at /metrics");
+            let mut stop = shutdown_rx.clone();
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics,
+                node.clone(),
+                Some(network.handle.clone()),
+                shutdown,
+            )))
+        }
+        _ => None,
+    };
+
     let miner = mine_script.map(|script| {
         let node = node.clone();
         let stopping = stopping.clone();
@@ -299,8 +342,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let signal_tx = shutdown_tx.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("signal received, shutting down");
+        shutdown.await;
+        tracing::info!("shutdown requested (signal), shutting down");
         let _ = signal_tx.send(true);
     });
 
@@ -311,6 +354,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     if let Err(e) = server.await {
         tracing::error!("JSON-RPC server task failed: {e}");
+    }
+    if let Some(metrics_server) = metrics_server {
+        match metrics_server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("metrics server failed: {e}"),
+            Err(e) => tracing::error!("metrics server task failed: {e}"),
+        }
     }
     if let Err(e) = network.task.await {
         tracing::error!("P2P task failed: {e}");

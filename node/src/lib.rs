@@ -13,8 +13,10 @@
 
 pub mod attack;
 pub mod chain;
+pub mod config_file;
 pub mod daemon;
 pub mod mempool;
+pub mod metrics;
 pub mod mining;
 pub mod node;
 pub mod p2p;

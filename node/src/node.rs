@@ -21,13 +21,15 @@ pub struct Node {
     pub mempool: Mempool,
     /// The loaded wallets; they follow the chain and the mempool.
     pub wallets: crate::wallet::Wallets,
+    /// Where block connect times go, when metrics are served.
+    pub metrics: Option<std::sync::Arc<crate::metrics::NodeMetrics>>,
 }
 
 impl Node {
     /// Wraps an opened chainstate.
     pub fn new(mut chain: Chainstate) -> Node {
         chain.record_events();
-        Node { chain, mempool: Mempool::default(), wallets: crate::wallet::Wallets::default() }
+        Node { chain, mempool: Mempool::default(), wallets: crate::wallet::Wallets::default(), metrics: None }
     }
 
     /// Offers a transaction to the mempool (`sendrawtransaction`, the
@@ -70,7 +72,11 @@ impl Node {
     /// Processes a block (see [`Chainstate::process_block`]) and brings the
     /// followers up to date.
     pub fn process_block(&mut self, block: &Block) -> Result<BlockOutcome, ChainError> {
+        let started = std::time::Instant::now();
         let outcome = self.chain.process_block(block);
+        if let (Some(metrics), Ok(BlockOutcome::Connected)) = (&self.metrics, &outcome) {
+            metrics.observe_block_connect(started.elapsed());
+        }
         self.follow_chain();
         outcome
     }

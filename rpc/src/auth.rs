@@ -37,6 +37,16 @@ impl fmt::Debug for Password {
     }
 }
 
+impl std::str::FromStr for Password {
+    type Err = std::convert::Infallible;
+
+    /// Any text is a password; this lets command-line parsers build one
+    /// directly, so the secret is never held in a plain, printable `String`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
+    }
+}
+
 impl fmt::Display for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")

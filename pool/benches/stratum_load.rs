@@ -1,0 +1,419 @@
+//! Load generator for the Stratum server, run against the real processes:
+//! `satpool-node` on regtest and the `satpool` binary, on loopback.
+//!
+//! ```text
+//! cargo bench -p satpool --bench stratum_load                 # SQLite
+//! SATPOOL_TEST_POSTGRES_URL=postgres://… cargo bench -p satpool --bench stratum_load
+//! STRATUM_LOAD_CONNECTIONS=1000,10000 STRATUM_LOAD_SECONDS=10 cargo bench …
+//! ```
+//!
+//! It measures, and prints:
+//! - shares validated and recorded per second: 200 connections, each with
+//!   32 submits in flight, counting `true` answers (each one is on disk);
+//! - connections held, and the pool's resident memory per connection
+//!   (VmRSS of the pool process before and after, subscribed and authorized);
+//! - new tip to `mining.notify` (clean) at every connection: from the
+//!   `generatetoaddress` call that makes the tip to the notify's arrival,
+//!   p50 and p99 over all connections and 10 tips; this includes the node's
+//!   long poll and the pool's job maker, not only the broadcast.
+//!
+//! The share difficulty is pinned at 4e-10 (under regtest's network
+//! difficulty), and only shares that are not blocks are sent, so the tip
+//! moves only when the benchmark moves it.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use bitcoin::{Address, BlockHash, CompressedPublicKey, Target};
+use satpool_rpc::{Auth, RpcClient};
+use satpool_stratum::{
+    check_share, meets, Extranonce1, Extranonce2, Message, Method, Notify, ShareDifficulty, Submit, VersionMask,
+};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+const DIFFICULTY: f64 = 4e-10;
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn address(n: u8) -> Address {
+    let secp = Secp256k1::new();
+    let key = SecretKey::from_slice(&[n; 32]).unwrap();
+    Address::p2wpkh(&CompressedPublicKey(key.public_key(&secp)), bitcoin::Network::Regtest)
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(command: &mut Command, log: &Path) -> Process {
+    let file = OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Process(command.stdin(Stdio::null()).stdout(file.try_clone().unwrap()).stderr(file).spawn().unwrap())
+}
+
+fn node_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "satpool-node", "--bin", "satpool-node"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    profile_dir.join("satpool-node")
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Setup {
+    _node: Process,
+    pool: Process,
+    rpc: Arc<RpcClient>,
+    stratum: u16,
+    http: u16,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(db: Option<String>) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().join("node");
+    std::fs::create_dir_all(&datadir).unwrap();
+    let rpc_port = free_port();
+    let node = spawn(
+        Command::new(node_binary())
+            .arg("--network=regtest")
+            .arg(format!("--datadir={}", datadir.display()))
+            .arg(format!("--rpcport={rpc_port}"))
+            .arg("--rpcbind=127.0.0.1")
+            .arg(format!("--port={}", free_port()))
+            .env("RUST_LOG", "warn"),
+        &dir.path().join("node.log"),
+    );
+    let rpc = Arc::new(RpcClient::new(format!("http://127.0.0.1:{rpc_port}/"), Auth::cookie_in(&datadir)).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(datadir.join(satpool_rpc::COOKIE_FILE).exists()
+        && rpc.call::<u64>("getblockcount", Value::Null).await.is_ok())
+    {
+        assert!(Instant::now() < deadline, "node did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _: Value = rpc.call("generatetoaddress", json!([1, address(99).to_string()])).await.unwrap();
+    let stratum = free_port();
+    let http = free_port();
+    let db = db.unwrap_or_else(|| format!("sqlite:{}", dir.path().join("ledger.sqlite").display()));
+    let pool = spawn(
+        Command::new(env!("CARGO_BIN_EXE_satpool"))
+            .args(["--network", "regtest", "--node-url", &format!("http://127.0.0.1:{rpc_port}/")])
+            .arg("--node-cookie")
+            .arg(&datadir)
+            .args(["--stratum", &format!("127.0.0.1:{stratum}"), "--http", &format!("127.0.0.1:{http}")])
+            .args(["--db", &db])
+            .arg("--data-dir")
+            .arg(dir.path().join("pool"))
+            .args(["--pool-address", &address(1).to_string(), "--pplns-window", "1000", "--min-payout", "1"])
+            .args(["--start-difficulty", "4e-10", "--min-difficulty", "4e-10", "--max-difficulty", "4e-10"])
+            .args(["--max-connections", "20000", "--max-connections-per-ip", "20000"])
+            .env("RUST_LOG", "warn"),
+        &dir.path().join("pool.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", stratum)).await.is_err() {
+        assert!(Instant::now() < deadline, "pool did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Setup { _node: node, pool, rpc, stratum, http, _dir: dir }
+}
+
+/// One connection, subscribed and authorized, with a reader task that
+/// reports jobs and counts `true` answers.
+struct Conn {
+    write: tokio::net::tcp::OwnedWriteHalf,
+    extranonce1: Extranonce1,
+    extranonce2_size: usize,
+    jobs: watch::Receiver<Option<(String, Instant)>>,
+    answers: mpsc::UnboundedReceiver<bool>,
+}
+
+async fn connect(port: u16, user: &str) -> Conn {
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let hello = format!(
+        "{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"loadgen\"]}}\n{{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"{user}\",\"x\"]}}\n"
+    );
+    write.write_all(hello.as_bytes()).await.unwrap();
+    let line = lines.next_line().await.unwrap().unwrap();
+    let subscribe: Value = serde_json::from_str(&line).unwrap();
+    let extranonce1: Extranonce1 = subscribe["result"][1].as_str().unwrap().parse().unwrap();
+    let extranonce2_size = subscribe["result"][2].as_u64().unwrap() as usize;
+    let (job_tx, jobs) = watch::channel(None);
+    let (answer_tx, answers) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            // The arrival time before any parsing: the client's own work
+            // must not count against the server.
+            let arrived = Instant::now();
+            if line.contains("\"mining.notify\"") {
+                // Parsed by whoever reads it, not here in the hot path.
+                job_tx.send_replace(Some((line, arrived)));
+                continue;
+            }
+            match Message::parse(&line) {
+                Ok(Message::Request(_)) => {}
+                Ok(Message::Response(response)) => {
+                    if response.id != satpool_stratum::Id::from(2) && response.id != satpool_stratum::Id::from(1) {
+                        let _ = answer_tx.send(response.outcome == Ok(Value::Bool(true)));
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    });
+    Conn { write, extranonce1, extranonce2_size, jobs, answers }
+}
+
+fn parse_notify(line: &str) -> Notify {
+    match Message::parse(line) {
+        Ok(Message::Request(request)) => match request.method {
+            Method::Notify(notify) => notify,
+            other => panic!("not a notify: {other:?}"),
+        },
+        other => panic!("not a notify: {other:?}"),
+    }
+}
+
+fn solve(job: &Notify, e1: &Extranonce1, size: usize, user: &str, counter: &mut u64) -> Submit {
+    let share_target = ShareDifficulty::new(DIFFICULTY).unwrap().to_target();
+    let network_target = Target::from_compact(job.nbits);
+    loop {
+        *counter += 1;
+        let mut submit = Submit {
+            worker: user.into(),
+            job_id: job.job_id.clone(),
+            extranonce2: Extranonce2::from_counter(*counter, size).unwrap(),
+            ntime: job.ntime,
+            nonce: 0,
+            version_bits: None,
+        };
+        for nonce in 0..16 {
+            submit.nonce = nonce;
+            let share = check_share(job, e1, size, &submit, VersionMask::NONE).unwrap();
+            if meets(&share.hash, &share_target) && !meets(&share.hash, &network_target) {
+                return submit;
+            }
+        }
+    }
+}
+
+async fn throughput(setup: &Setup, connections: usize, seconds: u64) -> f64 {
+    let accepted = Arc::new(AtomicU64::new(0));
+    let rejected = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + Duration::from_secs(seconds + 2);
+    let mut tasks = Vec::new();
+    for n in 0..connections {
+        let user = format!("{}.t{n}", address(2));
+        let mut conn = connect(setup.stratum, &user).await;
+        let (accepted, rejected) = (accepted.clone(), rejected.clone());
+        tasks.push(tokio::spawn(async move {
+            let job = loop {
+                if let Some((line, _)) = conn.jobs.borrow_and_update().clone() {
+                    break parse_notify(&line);
+                }
+                conn.jobs.changed().await.unwrap();
+            };
+            let mut counter = 0;
+            let mut in_flight = 0usize;
+            let mut id = 10u64;
+            while Instant::now() < stop {
+                let mut batch = String::new();
+                while in_flight < 32 {
+                    let s = solve(&job, &conn.extranonce1, conn.extranonce2_size, &user, &mut counter);
+                    id += 1;
+                    let params = json!([
+                        s.worker,
+                        s.job_id,
+                        s.extranonce2.to_string(),
+                        format!("{:08x}", s.ntime),
+                        format!("{:08x}", s.nonce)
+                    ]);
+                    batch.push_str(&json!({"id": id, "method": "mining.submit", "params": params}).to_string());
+                    batch.push('\n');
+                    in_flight += 1;
+                }
+                if conn.write.write_all(batch.as_bytes()).await.is_err() {
+                    return;
+                }
+                match tokio::time::timeout(Duration::from_secs(10), conn.answers.recv()).await {
+                    Ok(Some(ok)) => {
+                        in_flight -= 1;
+                        if ok { &accepted } else { &rejected }.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    // Measure over the middle `seconds`, after the ramp-up.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let start = accepted.load(Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let rate = (accepted.load(Ordering::Relaxed) - start) as f64 / started.elapsed().as_secs_f64();
+    for task in tasks {
+        let _ = task.await;
+    }
+    if rejected.load(Ordering::Relaxed) > 0 {
+        eprintln!("  ({} rejected)", rejected.load(Ordering::Relaxed));
+    }
+    rate
+}
+
+async fn hold_and_notify(setup: &Setup, connections: usize) {
+    let pid = setup.pool.0.id();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid);
+    let mut conns = Vec::with_capacity(connections);
+    let opened = Instant::now();
+    for n in 0..connections {
+        conns.push(connect(setup.stratum, &format!("{}.h{n}", address(3))).await);
+    }
+    for conn in &mut conns {
+        while conn.jobs.borrow_and_update().is_none() {
+            conn.jobs.changed().await.unwrap();
+        }
+    }
+    let open_time = opened.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(pid);
+    let per_conn = (after.saturating_sub(before)) as f64 * 1024.0 / connections as f64;
+    println!(
+        "connections held: {connections} (opened, subscribed, authorized, first job in {:.2} s); pool RSS {} → {} MiB: {:.1} KB per connection",
+        open_time.as_secs_f64(),
+        before / 1024,
+        after / 1024,
+        per_conn / 1000.0
+    );
+    let mut latencies = Vec::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let hashes: Vec<String> =
+            setup.rpc.call("generatetoaddress", json!([1, address(99).to_string()])).await.unwrap();
+        let tip: BlockHash = hashes[0].parse().unwrap();
+        for conn in &mut conns {
+            loop {
+                if let Some((line, at)) = conn.jobs.borrow_and_update().clone() {
+                    let job = parse_notify(&line);
+                    if job.prev_hash == tip && job.clean_jobs {
+                        latencies.push(at.saturating_duration_since(started));
+                        break;
+                    }
+                }
+                tokio::time::timeout(Duration::from_secs(30), conn.jobs.changed()).await.unwrap().unwrap();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    latencies.sort();
+    let metrics = scrape(setup.http).await;
+    let sum = metric(&metrics, "satpool_pool_job_broadcast_seconds_sum");
+    let count = metric(&metrics, "satpool_pool_job_broadcast_seconds_count");
+    if count > 0.0 {
+        println!(
+            "  server side, new job to its notify queued at every connection: mean {:.1} ms over {count} jobs",
+            sum / count * 1e3
+        );
+    }
+    let p = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "new tip → clean notify at {connections} connections: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)",
+        p(0.5).as_secs_f64() * 1e3,
+        p(0.99).as_secs_f64() * 1e3,
+        p(1.0).as_secs_f64() * 1e3,
+        latencies.len()
+    );
+}
+
+/// GET /metrics from the pool's HTTP port, by hand (one request).
+async fn scrape(port: u16) -> String {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else { return String::new() };
+    let request = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut body = String::new();
+    let _ = tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut body).await;
+    body
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let seconds: u64 = std::env::var("STRATUM_LOAD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+        let counts: Vec<usize> = std::env::var("STRATUM_LOAD_CONNECTIONS")
+            .unwrap_or_else(|_| "1000,10000".into())
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        let mut backends: Vec<(&str, Option<String>)> = vec![("sqlite", None)];
+        // PostgreSQL in a schema of its own, dropped at the end.
+        let postgres = match std::env::var("SATPOOL_TEST_POSTGRES_URL") {
+            Ok(base) => {
+                let schema = format!("satpool_load_{}", std::process::id());
+                let admin = sqlx::PgPool::connect(&base).await.expect("the PostgreSQL server answers");
+                sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
+                let separator = if base.contains('?') { '&' } else { '?' };
+                backends.push(("postgres", Some(format!("{base}{separator}options=-c%20search_path%3D{schema}"))));
+                Some((admin, schema))
+            }
+            Err(_) => {
+                println!("notice: SATPOOL_TEST_POSTGRES_URL not set; PostgreSQL not measured");
+                None
+            }
+        };
+        let mut summary: HashMap<&str, f64> = HashMap::new();
+        for (name, db) in backends {
+            let setup = setup(db).await;
+            let rate = throughput(&setup, 200, seconds).await;
+            println!("{name}: {rate:.0} shares validated and recorded per second (200 connections, 32 in flight each)");
+            summary.insert(name, rate);
+            drop(setup);
+            if name == "sqlite" {
+                for &n in &counts {
+                    let setup = self::setup(None).await;
+                    hold_and_notify(&setup, n).await;
+                }
+            }
+        }
+        if let Some((admin, schema)) = postgres {
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.unwrap();
+            admin.close().await;
+        }
+    });
+}

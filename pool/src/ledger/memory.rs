@@ -1,0 +1,237 @@
+//! [`ShareStore`] in memory: the ledger's twin for tests.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use bitcoin::{Amount, BlockHash};
+
+use super::{
+    bucket_start, cut_window, cut_worker_window, sum_by_worker, to_millis, BlockRecord, BlockStatus, LedgerError,
+    PaidTotal, PayoutRecord, SeriesPoint, ShareRecord, ShareStore, WindowShare, WindowWorker, WorkerActivity,
+};
+
+#[derive(Debug, Default)]
+struct Inner {
+    shares: Vec<ShareRecord>,
+    blocks: Vec<BlockRecord>,
+    payouts: Vec<(BlockHash, String, Amount)>,
+    balances: Vec<(String, Amount)>,
+    batches: usize,
+    fail_next: usize,
+}
+
+/// Everything in a mutex; commits count batches so tests can see the group
+/// commit at work, and can be made to fail.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("no test panics while holding the store's lock")
+    }
+
+    /// Every share stored, oldest first.
+    pub fn shares(&self) -> Vec<ShareRecord> {
+        self.lock().shares.clone()
+    }
+
+    /// How many share batches were committed.
+    pub fn batches(&self) -> usize {
+        self.lock().batches
+    }
+
+    /// Makes the next `n` share batches fail.
+    pub fn fail_next_batches(&self, n: usize) {
+        self.lock().fail_next = n;
+    }
+}
+
+impl ShareStore for MemoryStore {
+    async fn record_shares(&self, shares: &[ShareRecord]) -> Result<(), LedgerError> {
+        let mut inner = self.lock();
+        if inner.fail_next > 0 {
+            inner.fail_next -= 1;
+            return Err(LedgerError::Query { operation: "inserting shares", source: sqlx::Error::PoolTimedOut });
+        }
+        inner.shares.extend_from_slice(shares);
+        inner.batches += 1;
+        Ok(())
+    }
+
+    async fn window_shares(&self, window: f64) -> Result<Vec<WindowShare>, LedgerError> {
+        let inner = self.lock();
+        let rows = inner.shares.iter().rev().map(|s| (s.address.clone(), s.difficulty));
+        Ok(cut_window(rows, window).0)
+    }
+
+    async fn difficulty_since(&self, since: SystemTime, address: Option<&str>) -> Result<f64, LedgerError> {
+        let inner = self.lock();
+        Ok(inner
+            .shares
+            .iter()
+            .filter(|s| s.time >= since && address.is_none_or(|a| a == s.address))
+            .map(|s| s.difficulty)
+            .sum())
+    }
+
+    async fn balances(&self) -> Result<Vec<(String, Amount)>, LedgerError> {
+        let mut balances = self.lock().balances.clone();
+        balances.sort();
+        Ok(balances)
+    }
+
+    async fn record_block(
+        &self,
+        block: &BlockRecord,
+        payouts: &[(String, Amount)],
+        owed: &[(String, Amount)],
+    ) -> Result<(), LedgerError> {
+        let mut inner = self.lock();
+        inner.blocks.push(block.clone());
+        inner.payouts.extend(payouts.iter().map(|(a, v)| (block.hash, a.clone(), *v)));
+        inner.balances = owed.iter().filter(|(_, v)| *v > Amount::ZERO).cloned().collect();
+        Ok(())
+    }
+
+    async fn unconfirmed_blocks(&self, min_height: u32) -> Result<Vec<BlockRecord>, LedgerError> {
+        let mut blocks: Vec<_> = self
+            .lock()
+            .blocks
+            .iter()
+            .filter(|b| b.status != BlockStatus::Confirmed && b.height >= min_height)
+            .cloned()
+            .collect();
+        blocks.sort_by_key(|b| b.height);
+        Ok(blocks)
+    }
+
+    async fn recent_blocks(&self, limit: u32) -> Result<Vec<BlockRecord>, LedgerError> {
+        let mut blocks = self.lock().blocks.clone();
+        blocks.sort_by(|a, b| b.found_at.cmp(&a.found_at).then(b.height.cmp(&a.height)));
+        blocks.truncate(limit as usize);
+        Ok(blocks)
+    }
+
+    async fn payouts(&self, block: &BlockHash) -> Result<Vec<(String, Amount)>, LedgerError> {
+        let mut payouts: Vec<_> =
+            self.lock().payouts.iter().filter(|(h, _, _)| h == block).map(|(_, a, v)| (a.clone(), *v)).collect();
+        payouts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(payouts)
+    }
+
+    async fn set_block_status(
+        &self,
+        hash: &BlockHash,
+        status: BlockStatus,
+        confirmations: i64,
+    ) -> Result<(), LedgerError> {
+        for block in self.lock().blocks.iter_mut().filter(|b| &b.hash == hash) {
+            block.status = status;
+            block.confirmations = confirmations;
+        }
+        Ok(())
+    }
+
+    async fn worker_activity(
+        &self,
+        since: SystemTime,
+        address: Option<&str>,
+    ) -> Result<Vec<WorkerActivity>, LedgerError> {
+        let inner = self.lock();
+        let mut workers: BTreeMap<(String, String), WorkerActivity> = BTreeMap::new();
+        for share in inner.shares.iter().filter(|s| s.time >= since && address.is_none_or(|a| a == s.address)) {
+            let entry =
+                workers.entry((share.address.clone(), share.worker.clone())).or_insert_with(|| WorkerActivity {
+                    address: share.address.clone(),
+                    worker: share.worker.clone(),
+                    shares: 0,
+                    difficulty: 0.0,
+                    last_share: share.time,
+                });
+            entry.shares += 1;
+            entry.difficulty += share.difficulty;
+            entry.last_share = entry.last_share.max(share.time);
+        }
+        Ok(workers.into_values().collect())
+    }
+
+    async fn difficulty_series(
+        &self,
+        since: SystemTime,
+        bucket: Duration,
+        address: Option<&str>,
+        worker: Option<&str>,
+    ) -> Result<Vec<SeriesPoint>, LedgerError> {
+        let bucket_ms = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX).max(1);
+        let inner = self.lock();
+        let mut buckets: BTreeMap<i64, f64> = BTreeMap::new();
+        for share in inner.shares.iter().filter(|s| {
+            s.time >= since && address.is_none_or(|a| a == s.address) && worker.is_none_or(|w| w == s.worker)
+        }) {
+            *buckets.entry(bucket_start(to_millis(share.time), bucket_ms)).or_default() += share.difficulty;
+        }
+        Ok(buckets
+            .into_iter()
+            .map(|(start, difficulty)| SeriesPoint { start: super::from_millis(start), difficulty })
+            .collect())
+    }
+
+    async fn window_workers(&self, window: f64) -> Result<Vec<WindowWorker>, LedgerError> {
+        let inner = self.lock();
+        let rows = inner.shares.iter().rev().map(|s| (s.address.clone(), s.worker.clone(), s.difficulty));
+        Ok(sum_by_worker(cut_worker_window(rows, window).0))
+    }
+
+    async fn recent_payouts(&self, address: Option<&str>, limit: u32) -> Result<Vec<PayoutRecord>, LedgerError> {
+        let inner = self.lock();
+        let mut blocks: Vec<&BlockRecord> = inner.blocks.iter().collect();
+        blocks.sort_by(|a, b| b.found_at.cmp(&a.found_at).then(b.height.cmp(&a.height)));
+        let mut out = Vec::new();
+        for block in blocks {
+            let mut paid: Vec<_> = inner
+                .payouts
+                .iter()
+                .filter(|(h, a, _)| *h == block.hash && address.is_none_or(|x| x == a))
+                .map(|(_, a, v)| (a.clone(), *v))
+                .collect();
+            paid.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            out.extend(paid.into_iter().map(|(address, amount)| PayoutRecord {
+                block_hash: block.hash,
+                height: block.height,
+                found_at: block.found_at,
+                status: block.status,
+                address,
+                amount,
+            }));
+        }
+        out.truncate(limit as usize);
+        Ok(out)
+    }
+
+    async fn paid_totals(&self, address: Option<&str>) -> Result<Vec<PaidTotal>, LedgerError> {
+        let inner = self.lock();
+        let mut totals: BTreeMap<String, (Amount, Amount)> = BTreeMap::new();
+        for (hash, paid_to, amount) in inner.payouts.iter().filter(|(_, a, _)| address.is_none_or(|x| x == a)) {
+            let Some(block) = inner.blocks.iter().find(|b| &b.hash == hash) else { continue };
+            let entry = totals.entry(paid_to.clone()).or_insert((Amount::ZERO, Amount::ZERO));
+            match block.status {
+                BlockStatus::Confirmed => entry.0 += *amount,
+                BlockStatus::Pending => entry.1 += *amount,
+                BlockStatus::Orphaned => {}
+            }
+        }
+        Ok(totals
+            .into_iter()
+            .filter(|(_, (c, p))| *c > Amount::ZERO || *p > Amount::ZERO)
+            .map(|(address, (confirmed, pending))| PaidTotal { address, confirmed, pending })
+            .collect())
+    }
+}

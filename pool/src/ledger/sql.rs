@@ -1,0 +1,605 @@
+//! [`ShareStore`] over sqlx: SQLite (a local file, the default) or
+//! PostgreSQL. The SQL is shared where the two agree (`$n` parameters work in
+//! both); each backend has its own migrations, embedded at build time.
+//!
+//! # Durability
+//!
+//! A share answered `true` must survive `kill -9` of the pool, and a block's
+//! payouts a power cut. SQLite runs in WAL mode with `synchronous = FULL`:
+//! each commit fsyncs the write-ahead log before it returns. (`NORMAL` with
+//! WAL would survive a killed process, since the log reaches the kernel before
+//! the commit returns, but may lose the last commits on power loss or an OS
+//! crash.) The cost of that fsync is paid once per batch, not per share,
+//! thanks to the group commit in [`super::ShareRecorder`]. PostgreSQL commits
+//! are durable with its defaults (`synchronous_commit = on`).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use bitcoin::{Amount, BlockHash};
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::QueryBuilder;
+
+use super::{
+    bucket_start, cut_window, cut_worker_window, from_millis, sum_by_worker, to_millis, BlockRecord, BlockStatus,
+    LedgerError, PaidTotal, PayoutRecord, SeriesPoint, ShareRecord, ShareStore, WindowShare, WindowWorker,
+    WorkerActivity,
+};
+use crate::config::Database;
+
+/// The SQLite schema, in order; see `migrations/README.md`.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "ledger", include_str!("../../../migrations/sqlite/0001_ledger.sql"))];
+
+/// The PostgreSQL schema, in order.
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "ledger", include_str!("../../../migrations/postgres/0001_ledger.sql"))];
+
+/// Rows per multi-row `INSERT` (8 parameters each: well under SQLite's and
+/// PostgreSQL's limits on parameters per statement).
+const ROWS_PER_INSERT: usize = 500;
+
+/// Rows read at a time while walking back through the PPLNS window.
+const WINDOW_PAGE: i64 = 5_000;
+
+/// Migrations compiled into the binary (sqlx's `migrate!` without the
+/// proc-macro and its second build of both drivers).
+#[derive(Debug)]
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(self) -> futures_core_compat::BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+/// `futures_core::future::BoxFuture`, spelled out so as not to depend on
+/// `futures-core` for one alias.
+mod futures_core_compat {
+    use std::future::Future;
+    use std::pin::Pin;
+    pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+}
+
+/// How to open the ledger.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// Connections in the pool.
+    pub max_connections: u32,
+    /// PostgreSQL only: keep the tables in this schema (created if absent),
+    /// e.g. one per test run or per pool instance.
+    pub postgres_schema: Option<String>,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        LedgerOptions { max_connections: 8, postgres_schema: None }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The sqlx ledger. Cheap to clone (a pool handle).
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    backend: Backend,
+}
+
+/// Runs `$body` with `$pool` bound to the backend's pool and `$db` to its
+/// sqlx database type: one text of code, type-checked for each backend.
+macro_rules! with_pool {
+    ($ledger:expr, $pool:ident, $db:ident => $body:expr) => {
+        match &$ledger.backend {
+            Backend::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Sqlite;
+                $body
+            }
+            Backend::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+fn query_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> LedgerError {
+    move |source| LedgerError::Query { operation, source }
+}
+
+fn sats(amount: Amount) -> Result<i64, LedgerError> {
+    i64::try_from(amount.to_sat()).map_err(|_| LedgerError::Amount(i64::MAX))
+}
+
+fn amount(sats: i64) -> Result<Amount, LedgerError> {
+    u64::try_from(sats).map(Amount::from_sat).map_err(|_| LedgerError::Amount(sats))
+}
+
+fn block_hash(text: &str) -> Result<BlockHash, LedgerError> {
+    BlockHash::from_str(text).map_err(|_| LedgerError::Corrupt { column: "blocks.hash", value: text.to_owned() })
+}
+
+/// `blocks`' columns in the order [`BlockRow`] holds them.
+const BLOCK_COLUMNS: &str = "hash, height, reward, fees, status, confirmations, found_at, finder_address, \
+                             finder_worker, network_difficulty, effort";
+
+type BlockRow = (String, i64, i64, i64, String, i64, i64, String, String, f64, f64);
+
+fn block_from_row(row: BlockRow) -> Result<BlockRecord, LedgerError> {
+    let (hash, height, reward, fees, status, confirmations, found_at, finder_address, finder_worker, nd, effort) = row;
+    Ok(BlockRecord {
+        hash: block_hash(&hash)?,
+        height: u32::try_from(height)
+            .map_err(|_| LedgerError::Corrupt { column: "blocks.height", value: height.to_string() })?,
+        reward: amount(reward)?,
+        fees: amount(fees)?,
+        status: BlockStatus::parse(&status)
+            .ok_or_else(|| LedgerError::Corrupt { column: "blocks.status", value: status.clone() })?,
+        confirmations,
+        found_at: from_millis(found_at),
+        finder_address,
+        finder_worker,
+        network_difficulty: nd,
+        effort,
+    })
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger and brings its schema up to date.
+    pub async fn open(database: &Database, options: &LedgerOptions) -> Result<Ledger, LedgerError> {
+        match database {
+            Database::Sqlite(path) => Self::open_sqlite(path, options).await,
+            Database::Postgres(url) => Self::open_postgres(url, options).await,
+        }
+    }
+
+    async fn open_sqlite(path: &Path, options: &LedgerOptions) -> Result<Ledger, LedgerError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| LedgerError::CreateDir { path: dir.to_owned(), source })?;
+        }
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .connect_with(connect)
+            .await
+            .map_err(|source| LedgerError::Open { location: path.display().to_string(), source })?;
+        let migrator = Migrator::new(Embedded(SQLITE_MIGRATIONS)).await.map_err(LedgerError::Migrate)?;
+        migrator.run(&pool).await.map_err(LedgerError::Migrate)?;
+        Ok(Ledger { backend: Backend::Sqlite(pool) })
+    }
+
+    async fn open_postgres(url: &str, options: &LedgerOptions) -> Result<Ledger, LedgerError> {
+        let location = Database::Postgres(url.to_owned());
+        let location = format!("{location:?}");
+        let open_error = |source| LedgerError::Open { location: location.clone(), source };
+        let mut connect = PgConnectOptions::from_str(url).map_err(open_error)?;
+        if let Some(schema) = &options.postgres_schema {
+            // Create the schema first, through a connection of its own.
+            let admin =
+                PgPoolOptions::new().max_connections(1).connect_with(connect.clone()).await.map_err(open_error)?;
+            let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))
+                .execute(&admin)
+                .await
+                .map_err(query_error("creating the schema"))?;
+            admin.close().await;
+            connect = connect.options([("search_path", quoted.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .connect_with(connect)
+            .await
+            .map_err(open_error)?;
+        let migrator = Migrator::new(Embedded(POSTGRES_MIGRATIONS)).await.map_err(LedgerError::Migrate)?;
+        migrator.run(&pool).await.map_err(LedgerError::Migrate)?;
+        Ok(Ledger { backend: Backend::Postgres(pool) })
+    }
+
+    /// Which backend: `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// SQLite's `journal_mode` and `synchronous` as in force (for checks).
+    pub async fn sqlite_durability(&self) -> Result<Option<(String, i64)>, LedgerError> {
+        let Backend::Sqlite(pool) = &self.backend else { return Ok(None) };
+        let mut conn = pool.acquire().await.map_err(query_error("acquiring a connection"))?;
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(query_error("reading pragmas"))?;
+        let (sync,): (i64,) =
+            sqlx::query_as("PRAGMA synchronous").fetch_one(&mut *conn).await.map_err(query_error("reading pragmas"))?;
+        Ok(Some((mode, sync)))
+    }
+
+    /// Closes every connection (SQLite checkpoints its log).
+    pub async fn close(&self) {
+        with_pool!(self, pool, _Db => pool.close().await)
+    }
+}
+
+impl ShareStore for Ledger {
+    async fn record_shares(&self, shares: &[ShareRecord]) -> Result<(), LedgerError> {
+        if shares.is_empty() {
+            return Ok(());
+        }
+        // (address, worker) → (first, last) seen within the batch: one row
+        // each, since PostgreSQL refuses an upsert that touches a row twice.
+        let mut workers: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        for share in shares {
+            let t = to_millis(share.time);
+            let entry = workers.entry((&share.address, &share.worker)).or_insert((t, t));
+            entry.0 = entry.0.min(t);
+            entry.1 = entry.1.max(t);
+        }
+        let workers: Vec<_> = workers.into_iter().collect();
+        with_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await.map_err(query_error("beginning a share batch"))?;
+            for chunk in shares.chunks(ROWS_PER_INSERT) {
+                let mut insert = QueryBuilder::<Db>::new(
+                    "INSERT INTO shares (time, address, worker, difficulty, height, job_id, block_hash) ",
+                );
+                insert.push_values(chunk, |mut row, share| {
+                    row.push_bind(to_millis(share.time))
+                        .push_bind(share.address.as_str())
+                        .push_bind(share.worker.as_str())
+                        .push_bind(share.difficulty)
+                        .push_bind(i64::from(share.height))
+                        .push_bind(share.job_id.as_str())
+                        .push_bind(share.block_hash.map(|h| h.to_string()));
+                });
+                insert.build().execute(&mut *tx).await.map_err(query_error("inserting shares"))?;
+            }
+            for chunk in workers.chunks(ROWS_PER_INSERT) {
+                let mut upsert = QueryBuilder::<Db>::new("INSERT INTO workers (address, name, first_seen, last_seen) ");
+                upsert.push_values(chunk, |mut row, ((address, name), (first, last))| {
+                    row.push_bind(*address).push_bind(*name).push_bind(*first).push_bind(*last);
+                });
+                upsert.push(" ON CONFLICT (address, name) DO UPDATE SET last_seen = excluded.last_seen");
+                upsert.build().execute(&mut *tx).await.map_err(query_error("updating workers"))?;
+            }
+            tx.commit().await.map_err(query_error("committing a share batch"))
+        })
+    }
+
+    async fn window_shares(&self, window: f64) -> Result<Vec<WindowShare>, LedgerError> {
+        let mut kept = Vec::new();
+        let mut left = window;
+        let mut before = i64::MAX;
+        while left > 0.0 {
+            let rows: Vec<(i64, String, f64)> = with_pool!(self, pool, _Db => {
+                sqlx::query_as(
+                    "SELECT id, address, difficulty FROM shares WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                )
+                .bind(before)
+                .bind(WINDOW_PAGE)
+                .fetch_all(pool)
+                .await
+                .map_err(query_error("reading the PPLNS window"))?
+            });
+            let Some(last) = rows.last() else { break };
+            before = last.0;
+            let page_len = rows.len();
+            let (page, full) = cut_window(rows.into_iter().map(|(_, a, d)| (a, d)), left);
+            left -= page.iter().map(|s| s.difficulty).sum::<f64>();
+            kept.extend(page);
+            if full || page_len < WINDOW_PAGE as usize {
+                break;
+            }
+        }
+        Ok(kept)
+    }
+
+    async fn difficulty_since(&self, since: SystemTime, address: Option<&str>) -> Result<f64, LedgerError> {
+        let since = to_millis(since);
+        let (total,): (f64,) = with_pool!(self, pool, _Db => match address {
+            Some(address) => sqlx::query_as(
+                "SELECT COALESCE(SUM(difficulty), 0.0) FROM shares WHERE time >= $1 AND address = $2",
+            )
+            .bind(since)
+            .bind(address)
+            .fetch_one(pool)
+            .await,
+            None => sqlx::query_as("SELECT COALESCE(SUM(difficulty), 0.0) FROM shares WHERE time >= $1")
+                .bind(since)
+                .fetch_one(pool)
+                .await,
+        })
+        .map_err(query_error("summing share difficulty"))?;
+        Ok(total)
+    }
+
+    async fn balances(&self) -> Result<Vec<(String, Amount)>, LedgerError> {
+        let rows: Vec<(String, i64)> = with_pool!(self, pool, _Db => {
+            sqlx::query_as("SELECT address, amount FROM balances ORDER BY address")
+                .fetch_all(pool)
+                .await
+                .map_err(query_error("reading balances"))?
+        });
+        rows.into_iter().map(|(address, sats)| Ok((address, amount(sats)?))).collect()
+    }
+
+    async fn record_block(
+        &self,
+        block: &BlockRecord,
+        payouts: &[(String, Amount)],
+        owed: &[(String, Amount)],
+    ) -> Result<(), LedgerError> {
+        let payouts = payouts.iter().map(|(a, v)| Ok((a.as_str(), sats(*v)?))).collect::<Result<Vec<_>, _>>()?;
+        let owed = owed
+            .iter()
+            .filter(|(_, v)| *v > Amount::ZERO)
+            .map(|(a, v)| Ok((a.as_str(), sats(*v)?)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = to_millis(SystemTime::now());
+        let reward = sats(block.reward)?;
+        let fees = sats(block.fees)?;
+        with_pool!(self, pool, _Db => {
+            let mut tx = pool.begin().await.map_err(query_error("beginning a block record"))?;
+            sqlx::query(&format!(
+                "INSERT INTO blocks ({BLOCK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ))
+            .bind(block.hash.to_string())
+            .bind(i64::from(block.height))
+            .bind(reward)
+            .bind(fees)
+            .bind(block.status.as_str())
+            .bind(block.confirmations)
+            .bind(to_millis(block.found_at))
+            .bind(block.finder_address.as_str())
+            .bind(block.finder_worker.as_str())
+            .bind(block.network_difficulty)
+            .bind(block.effort)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("inserting a block"))?;
+            for (address, value) in &payouts {
+                sqlx::query("INSERT INTO payouts (block_hash, address, amount) VALUES ($1, $2, $3)")
+                    .bind(block.hash.to_string())
+                    .bind(*address)
+                    .bind(*value)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("inserting payouts"))?;
+            }
+            sqlx::query("DELETE FROM balances").execute(&mut *tx).await.map_err(query_error("clearing balances"))?;
+            for (address, value) in &owed {
+                sqlx::query("INSERT INTO balances (address, amount, updated_at) VALUES ($1, $2, $3)")
+                    .bind(*address)
+                    .bind(*value)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("inserting balances"))?;
+            }
+            tx.commit().await.map_err(query_error("committing a block record"))
+        })
+    }
+
+    async fn unconfirmed_blocks(&self, min_height: u32) -> Result<Vec<BlockRecord>, LedgerError> {
+        let rows: Vec<BlockRow> = with_pool!(self, pool, _Db => {
+            sqlx::query_as(&format!(
+                "SELECT {BLOCK_COLUMNS} FROM blocks WHERE status <> 'confirmed' AND height >= $1 ORDER BY height"
+            ))
+            .bind(i64::from(min_height))
+            .fetch_all(pool)
+            .await
+            .map_err(query_error("reading unconfirmed blocks"))?
+        });
+        rows.into_iter().map(block_from_row).collect()
+    }
+
+    async fn recent_blocks(&self, limit: u32) -> Result<Vec<BlockRecord>, LedgerError> {
+        let rows: Vec<BlockRow> = with_pool!(self, pool, _Db => {
+            sqlx::query_as(&format!("SELECT {BLOCK_COLUMNS} FROM blocks ORDER BY found_at DESC, height DESC LIMIT $1"))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+                .map_err(query_error("reading recent blocks"))?
+        });
+        rows.into_iter().map(block_from_row).collect()
+    }
+
+    async fn payouts(&self, block: &BlockHash) -> Result<Vec<(String, Amount)>, LedgerError> {
+        let rows: Vec<(String, i64)> = with_pool!(self, pool, _Db => {
+            sqlx::query_as("SELECT address, amount FROM payouts WHERE block_hash = $1 ORDER BY amount DESC, address")
+                .bind(block.to_string())
+                .fetch_all(pool)
+                .await
+                .map_err(query_error("reading payouts"))?
+        });
+        rows.into_iter().map(|(address, sats)| Ok((address, amount(sats)?))).collect()
+    }
+
+    async fn set_block_status(
+        &self,
+        hash: &BlockHash,
+        status: BlockStatus,
+        confirmations: i64,
+    ) -> Result<(), LedgerError> {
+        with_pool!(self, pool, _Db => {
+            sqlx::query("UPDATE blocks SET status = $1, confirmations = $2 WHERE hash = $3")
+                .bind(status.as_str())
+                .bind(confirmations)
+                .bind(hash.to_string())
+                .execute(pool)
+                .await
+                .map_err(query_error("updating a block's status"))?;
+        });
+        Ok(())
+    }
+
+    async fn worker_activity(
+        &self,
+        since: SystemTime,
+        address: Option<&str>,
+    ) -> Result<Vec<WorkerActivity>, LedgerError> {
+        let rows: Vec<(String, String, i64, f64, i64)> = with_pool!(self, pool, Db => {
+            let mut query = QueryBuilder::<Db>::new(
+                "SELECT address, worker, COUNT(*), SUM(difficulty), MAX(time) FROM shares WHERE time >= ",
+            );
+            query.push_bind(to_millis(since));
+            if let Some(address) = address {
+                query.push(" AND address = ").push_bind(address);
+            }
+            query.push(" GROUP BY address, worker ORDER BY address, worker");
+            query.build_query_as().fetch_all(pool).await.map_err(query_error("reading worker activity"))?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(address, worker, shares, difficulty, last)| WorkerActivity {
+                address,
+                worker,
+                shares: u64::try_from(shares).unwrap_or(0),
+                difficulty,
+                last_share: from_millis(last),
+            })
+            .collect())
+    }
+
+    async fn difficulty_series(
+        &self,
+        since: SystemTime,
+        bucket: Duration,
+        address: Option<&str>,
+        worker: Option<&str>,
+    ) -> Result<Vec<SeriesPoint>, LedgerError> {
+        let bucket_ms = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX).max(1);
+        // Integer division in both SQLite and PostgreSQL (BIGINT / BIGINT);
+        // times are after the epoch, so it floors.
+        let rows: Vec<(i64, f64)> = with_pool!(self, pool, Db => {
+            let mut query = QueryBuilder::<Db>::new("SELECT (time / ");
+            query.push_bind(bucket_ms).push(") AS b, SUM(difficulty) FROM shares WHERE time >= ");
+            query.push_bind(to_millis(since));
+            if let Some(address) = address {
+                query.push(" AND address = ").push_bind(address);
+            }
+            if let Some(worker) = worker {
+                query.push(" AND worker = ").push_bind(worker);
+            }
+            query.push(" GROUP BY b ORDER BY b");
+            query.build_query_as().fetch_all(pool).await.map_err(query_error("reading a difficulty series"))?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(b, difficulty)| SeriesPoint {
+                start: from_millis(bucket_start(b.saturating_mul(bucket_ms), bucket_ms)),
+                difficulty,
+            })
+            .collect())
+    }
+
+    async fn window_workers(&self, window: f64) -> Result<Vec<WindowWorker>, LedgerError> {
+        let mut kept = Vec::new();
+        let mut left = window;
+        let mut before = i64::MAX;
+        while left > 0.0 {
+            let rows: Vec<(i64, String, String, f64)> = with_pool!(self, pool, _Db => {
+                sqlx::query_as(
+                    "SELECT id, address, worker, difficulty FROM shares WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                )
+                .bind(before)
+                .bind(WINDOW_PAGE)
+                .fetch_all(pool)
+                .await
+                .map_err(query_error("reading the PPLNS window by worker"))?
+            });
+            let Some(last) = rows.last() else { break };
+            before = last.0;
+            let page_len = rows.len();
+            let (page, full) = cut_worker_window(rows.into_iter().map(|(_, a, w, d)| (a, w, d)), left);
+            left -= page.iter().map(|s| s.2).sum::<f64>();
+            kept.extend(page);
+            if full || page_len < WINDOW_PAGE as usize {
+                break;
+            }
+        }
+        Ok(sum_by_worker(kept))
+    }
+
+    async fn recent_payouts(&self, address: Option<&str>, limit: u32) -> Result<Vec<PayoutRecord>, LedgerError> {
+        let rows: Vec<(String, i64, i64, String, String, i64)> = with_pool!(self, pool, Db => {
+            let mut query = QueryBuilder::<Db>::new(
+                "SELECT b.hash, b.height, b.found_at, b.status, p.address, p.amount \
+                 FROM payouts p JOIN blocks b ON b.hash = p.block_hash",
+            );
+            if let Some(address) = address {
+                query.push(" WHERE p.address = ").push_bind(address);
+            }
+            query.push(" ORDER BY b.found_at DESC, b.height DESC, p.amount DESC, p.address LIMIT ");
+            query.push_bind(i64::from(limit));
+            query.build_query_as().fetch_all(pool).await.map_err(query_error("reading recent payouts"))?
+        });
+        rows.into_iter()
+            .map(|(hash, height, found_at, status, address, sats)| {
+                Ok(PayoutRecord {
+                    block_hash: block_hash(&hash)?,
+                    height: u32::try_from(height)
+                        .map_err(|_| LedgerError::Corrupt { column: "blocks.height", value: height.to_string() })?,
+                    found_at: from_millis(found_at),
+                    status: BlockStatus::parse(&status)
+                        .ok_or_else(|| LedgerError::Corrupt { column: "blocks.status", value: status.clone() })?,
+                    address,
+                    amount: amount(sats)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn paid_totals(&self, address: Option<&str>) -> Result<Vec<PaidTotal>, LedgerError> {
+        // SUM of BIGINT is NUMERIC in PostgreSQL: cast it back.
+        let rows: Vec<(String, i64, i64)> = with_pool!(self, pool, Db => {
+            let mut query = QueryBuilder::<Db>::new(
+                "SELECT p.address, \
+                 CAST(COALESCE(SUM(CASE WHEN b.status = 'confirmed' THEN p.amount ELSE 0 END), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN b.status = 'pending' THEN p.amount ELSE 0 END), 0) AS BIGINT) \
+                 FROM payouts p JOIN blocks b ON b.hash = p.block_hash WHERE b.status <> 'orphaned'",
+            );
+            if let Some(address) = address {
+                query.push(" AND p.address = ").push_bind(address);
+            }
+            query.push(" GROUP BY p.address ORDER BY p.address");
+            query.build_query_as().fetch_all(pool).await.map_err(query_error("summing payouts"))?
+        });
+        rows.into_iter()
+            .map(|(address, confirmed, pending)| {
+                Ok(PaidTotal { address, confirmed: amount(confirmed)?, pending: amount(pending)? })
+            })
+            .collect()
+    }
+}
