@@ -12,7 +12,8 @@
 //! recorder, block submission, configuration) and the shutdown token, and
 //! [`run`] waits for it like for the others.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bitcoin::{Address, Amount, Block, ScriptBuf};
@@ -77,6 +78,16 @@ pub enum MakeJobError {
     /// The job could not be built.
     #[error(transparent)]
     Job(#[from] JobError),
+    /// A solo payout address does not parse (sessions only hold addresses
+    /// that parsed when authorized).
+    #[error("the payout address {address} does not parse")]
+    Address {
+        /// The address.
+        address: String,
+        /// Why.
+        #[source]
+        source: Box<crate::config::ConfigError>,
+    },
 }
 
 /// Why a found block was not fully handled.
@@ -109,6 +120,8 @@ pub struct Pool<S, N> {
     /// The metrics: the Stratum server reports rejects, connections and job
     /// broadcasts here.
     pub metrics: Arc<PoolMetrics>,
+    /// Solo mode's per-address jobs (unused in PPLNS mode).
+    pub solo: Arc<SoloJobs>,
 }
 
 impl<S, N> Clone for Pool<S, N> {
@@ -121,6 +134,7 @@ impl<S, N> Clone for Pool<S, N> {
             store: self.store.clone(),
             node: self.node.clone(),
             metrics: self.metrics.clone(),
+            solo: self.solo.clone(),
         }
     }
 }
@@ -175,9 +189,11 @@ where
         let templates = Arc::new(TemplateBoard::new());
         let jobs = Arc::new(JobHub::new(config.limits.max_jobs));
         let (recorder, recorder_task) = ShareRecorder::spawn(store.clone(), RecorderOptions::default());
+        let solo = Arc::new(SoloJobs::new(config.clone(), jobs.clone()));
         let pool = Pool {
             config: config.clone(),
             jobs,
+            solo,
             templates: templates.clone(),
             recorder,
             store: store.clone(),
@@ -258,8 +274,7 @@ where
     /// Solo: the coinbase of `finder`'s own jobs.
     pub async fn solo_payout(&self, template: &Template, finder: &ScriptBuf) -> Result<Payout, MakeJobError> {
         let owed = self.owed_scripts().await?;
-        let operator = self.config.payout.address.script_pubkey();
-        Ok(payout::solo(template.coinbase_value, self.config.payout.fee, &operator, finder, &owed)?)
+        Ok(solo_payout_with(&self.config, template, finder, &owed)?)
     }
 
     async fn owed_scripts(&self) -> Result<Vec<(ScriptBuf, Amount)>, LedgerError> {
@@ -275,26 +290,29 @@ where
 
     /// The coinbase specification for `payout` under this configuration.
     pub fn coinbase_spec<'a>(&'a self, payout: &'a Payout) -> CoinbaseSpec<'a> {
-        CoinbaseSpec {
-            payout,
-            pool_tag: &self.config.pool_tag,
-            extranonce1_size: EXTRANONCE1_SIZE,
-            extranonce2_size: usize::from(self.config.stratum.extranonce2_size),
-        }
+        spec(&self.config, payout)
     }
 
     /// Makes and announces the shared job for `template`. In solo mode the
     /// shared job pays the operator alone; sessions mine their own (see
     /// [`Pool::solo_payout`] and [`JobHub::build_private`]).
+    ///
+    /// In solo mode the template (with the balances owed now) is kept in
+    /// [`Pool::solo`], so that each session's own job is built from it on
+    /// demand ([`SoloJobs::job_for`]).
     pub async fn make_job(&self, template: &Template) -> Result<Arc<Job>, MakeJobError> {
-        let payout = match self.config.payout.mode {
-            PayoutMode::Pplns => self.pplns_payout(template).await?,
-            PayoutMode::Solo => {
-                let operator = self.config.payout.address.script_pubkey();
-                self.solo_payout(template, &operator).await?
+        match self.config.payout.mode {
+            PayoutMode::Pplns => {
+                let payout = self.pplns_payout(template).await?;
+                Ok(self.jobs.publish(template, &self.coinbase_spec(&payout))?)
             }
-        };
-        Ok(self.jobs.publish(template, &self.coinbase_spec(&payout))?)
+            PayoutMode::Solo => {
+                let owed = self.owed_scripts().await?;
+                let operator = self.config.payout.address.script_pubkey();
+                let payout = solo_payout_with(&self.config, template, &operator, &owed)?;
+                Ok(self.solo.publish(template, &payout, owed)?)
+            }
+        }
     }
 
     /// A share met the network target: submits `block` (assembled with
@@ -343,6 +361,90 @@ where
             job.payout.owed.iter().map(|(script, amount)| (address_of(script, network), *amount)).collect();
         self.store.record_block(&record, &payouts, &owed).await?;
         Ok(outcome)
+    }
+}
+
+/// Solo: the payout of a coinbase that pays `finder` the reward less the
+/// pool fee, the fee to the operator.
+fn solo_payout_with(
+    config: &Config,
+    template: &Template,
+    finder: &ScriptBuf,
+    owed: &[(ScriptBuf, Amount)],
+) -> Result<Payout, PayoutError> {
+    let operator = config.payout.address.script_pubkey();
+    payout::solo(template.coinbase_value, config.payout.fee, &operator, finder, owed)
+}
+
+/// Solo mode's jobs: the shared job of the newest template (paying the
+/// operator, never sent to a miner), and per payout address a private job
+/// whose coinbase pays that address the reward less the pool fee, built
+/// once per (template, address) with [`JobHub::build_private`] so that every
+/// session of one address shares it.
+#[derive(Debug)]
+pub struct SoloJobs {
+    config: Arc<Config>,
+    jobs: Arc<JobHub>,
+    state: Mutex<Option<SoloState>>,
+}
+
+#[derive(Debug)]
+struct SoloState {
+    /// The id of the shared job of `template`.
+    base: String,
+    template: Template,
+    owed: Vec<(ScriptBuf, Amount)>,
+    /// The private jobs of `template`, by payout address.
+    jobs: HashMap<String, Arc<Job>>,
+}
+
+impl SoloJobs {
+    /// Solo jobs built into `jobs` under `config`.
+    pub fn new(config: Arc<Config>, jobs: Arc<JobHub>) -> SoloJobs {
+        SoloJobs { config, jobs, state: Mutex::new(None) }
+    }
+
+    /// Publishes the shared job of `template` (paying `payout`) and makes
+    /// `template` the one private jobs are built from, atomically: a session
+    /// that sees the new shared job finds its template here.
+    fn publish(
+        &self,
+        template: &Template,
+        payout: &Payout,
+        owed: Vec<(ScriptBuf, Amount)>,
+    ) -> Result<Arc<Job>, JobError> {
+        let mut state = self.state.lock().expect("no panic while holding the solo jobs");
+        let job = self.jobs.publish(template, &spec(&self.config, payout))?;
+        *state = Some(SoloState { base: job.id().to_owned(), template: template.clone(), owed, jobs: HashMap::new() });
+        Ok(job)
+    }
+
+    /// The private job paying `address` for the template of the shared job
+    /// `base`: built on first use, then shared. `Ok(None)` when `base` is no
+    /// longer the newest shared job (a newer one is on its way).
+    pub fn job_for(&self, base: &Job, address: &str) -> Result<Option<Arc<Job>>, MakeJobError> {
+        let mut state = self.state.lock().expect("no panic while holding the solo jobs");
+        let Some(state) = state.as_mut().filter(|s| s.base == base.id()) else { return Ok(None) };
+        if let Some(job) = state.jobs.get(address) {
+            return Ok(Some(job.clone()));
+        }
+        let finder = crate::config::parse_address(address, self.config.network)
+            .map_err(|source| MakeJobError::Address { address: address.to_owned(), source: Box::new(source) })?
+            .script_pubkey();
+        let payout = solo_payout_with(&self.config, &state.template, &finder, &state.owed)?;
+        let job = self.jobs.build_private(&state.template, &spec(&self.config, &payout))?;
+        state.jobs.insert(address.to_owned(), job.clone());
+        Ok(Some(job))
+    }
+}
+
+/// The coinbase specification for `payout` under `config`.
+fn spec<'a>(config: &'a Config, payout: &'a Payout) -> CoinbaseSpec<'a> {
+    CoinbaseSpec {
+        payout,
+        pool_tag: &config.pool_tag,
+        extranonce1_size: EXTRANONCE1_SIZE,
+        extranonce2_size: usize::from(config.stratum.extranonce2_size),
     }
 }
 

@@ -102,11 +102,15 @@ struct Harness {
 
 impl Harness {
     async fn start(bits: u32, tune: impl FnOnce(&mut StratumOptions)) -> Harness {
+        Harness::start_with(config(), bits, tune).await
+    }
+
+    async fn start_with(config: Config, bits: u32, tune: impl FnOnce(&mut StratumOptions)) -> Harness {
         let node = Arc::new(MemoryNode::new());
         node.set_template(template(101, 1, bits));
         let store = Arc::new(MemoryStore::new());
         let shutdown = CancellationToken::new();
-        let (pool, tasks) = Pool::start(config(), store.clone(), node.clone(), &shutdown);
+        let (pool, tasks) = Pool::start(config, store.clone(), node.clone(), &shutdown);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut options = StratumOptions::from_config(&pool.config).unwrap();
@@ -500,6 +504,99 @@ async fn a_block_is_submitted_recorded_and_followed_by_clean_jobs() {
     let elapsed = started.elapsed();
     eprintln!("new tip to clean notify on 3 connections: {elapsed:?}");
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    h.stop().await;
+}
+
+/// The coinbase a notify's halves make (zero extranonce2).
+fn notify_coinbase(c: &Client) -> bitcoin::Transaction {
+    let job = c.job.as_ref().expect("a job");
+    let e2 = Extranonce2::from_counter(0, c.extranonce2_size).unwrap();
+    let (_, coinbase) =
+        satpool_stratum::build_header(job, c.extranonce1.as_ref().unwrap(), &e2, job.ntime, 0, Version::ONE);
+    bitcoin::consensus::deserialize(&coinbase).expect("a coinbase")
+}
+
+#[tokio::test]
+async fn solo_sessions_mine_their_own_coinbase_and_a_block_pays_its_finder() {
+    const BOB: &str = "bcrt1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3qzf4jry";
+    let mut solo = config();
+    solo.payout.mode = PayoutMode::Solo;
+    let operator = solo.payout.address.script_pubkey();
+    let network = solo.network;
+    let h = Harness::start_with(solo, REGTEST_BITS, |_| {}).await;
+    let script = |address: &str| satpool::config::parse_address(address, network).unwrap().script_pubkey();
+    let value = Amount::from_sat(5_000_000_000);
+    let fee = Amount::from_sat(50_000_000); // 1%
+    let mut alice = h.client().await;
+    alice.subscribe(json!(["miner"])).await;
+    assert_eq!(alice.authorize(&worker("a")).await["result"], true);
+    // A second worker, of another address, does not change what the session's jobs pay.
+    assert_eq!(alice.authorize(&format!("{BOB}.x")).await["result"], true);
+    alice.wait_job().await;
+    let mut bob = h.client().await;
+    bob.subscribe(json!(["miner"])).await;
+    assert_eq!(bob.authorize(&format!("{BOB}.b")).await["result"], true);
+    bob.wait_job().await;
+    let mut alice2 = h.client().await;
+    alice2.subscribe(json!(["miner"])).await;
+    assert_eq!(alice2.authorize(&worker("a2")).await["result"], true);
+    alice2.wait_job().await;
+
+    let shared = h.pool.jobs.latest().expect("the shared job");
+    let (a, b, a2) = (alice.job.clone().unwrap(), bob.job.clone().unwrap(), alice2.job.clone().unwrap());
+    assert_ne!(a.job_id, shared.id(), "solo sessions never get the shared job");
+    assert_ne!(a.job_id, b.job_id, "each address has its own job");
+    assert_eq!(a.job_id, a2.job_id, "sessions of one address share its job");
+    assert_eq!(a.coinb2, a2.coinb2);
+    for (client, address) in [(&alice, ADDRESS), (&bob, BOB)] {
+        let coinbase = notify_coinbase(client);
+        let outputs: Vec<(bitcoin::ScriptBuf, Amount)> =
+            coinbase.output.iter().map(|o| (o.script_pubkey.clone(), o.value)).collect();
+        assert_eq!(outputs, vec![(operator.clone(), fee), (script(address), value - fee)], "{address}");
+    }
+
+    // Bob finds a block: it pays Bob.
+    let share = bob.share(&format!("{BOB}.b"), 1, None, true);
+    let response = bob.submit(&share).await;
+    assert_eq!(response["result"], true, "{response}");
+    let deadline = Instant::now() + WAIT;
+    while h.node.submitted().is_empty() || h.store.recent_blocks(1).await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the block was not submitted and recorded");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let block = &h.node.submitted()[0];
+    assert!(block.check_merkle_root());
+    let coinbase = &block.txdata[0];
+    let paid: Amount = coinbase.output.iter().map(|o| o.value).sum();
+    assert_eq!(paid, value, "the outputs sum to the coinbase value");
+    let outputs: Vec<(bitcoin::ScriptBuf, Amount)> =
+        coinbase.output.iter().map(|o| (o.script_pubkey.clone(), o.value)).collect();
+    assert_eq!(outputs, vec![(operator.clone(), fee), (script(BOB), value - fee)]);
+    let recorded = &h.store.recent_blocks(1).await.unwrap()[0];
+    assert_eq!(recorded.hash, block.block_hash());
+    assert_eq!(recorded.finder_address, BOB);
+    assert_eq!(recorded.finder_worker, "b");
+
+    // A share on an unknown job is still 21; on a new tip, each session gets its own clean job.
+    let mut unknown = alice.share(&worker("a"), 2, None, true);
+    unknown.job_id = "ffff".into();
+    assert_eq!(error_code(&alice.submit(&unknown).await), 21);
+    h.new_tip(102, 9, REGTEST_BITS);
+    for (client, address) in [(&mut alice, ADDRESS), (&mut bob, BOB)] {
+        client.inbox.clear();
+        loop {
+            let notify = client.notification("mining.notify").await;
+            if client.job.as_ref().unwrap().prev_hash == BlockHash::from_byte_array([9; 32]) {
+                assert_eq!(notify["params"][8], true, "a new tip's job is clean");
+                break;
+            }
+        }
+        let coinbase = notify_coinbase(client);
+        assert_eq!(coinbase.output[1].script_pubkey, script(address), "{address}");
+    }
+    // A share on the old tip's private job is stale (21).
+    let stale = alice2.share(&worker("a2"), 3, None, true);
+    assert_eq!(error_code(&alice2.submit(&stale).await), 21);
     h.stop().await;
 }
 

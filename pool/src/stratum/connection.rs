@@ -23,6 +23,7 @@ use super::limits::{ConnectionPermit, InvalidShares};
 use super::session::Session;
 use super::{FoundBlock, Published, Shared, StratumStats};
 use crate::ledger::{RecordError, ShareRecord};
+use crate::service::SoloJobs;
 use crate::share::{validate, Reject};
 use crate::vardiff::Vardiff;
 
@@ -170,6 +171,7 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
     let mut connection = Connection {
         session: Session::new(vardiff, options.extranonce2_size, options.max_jobs),
         published: shared.published.clone(),
+        own: None,
         pending: Arc::new(Semaphore::new(options.pending_shares.max(1))),
         invalid: InvalidShares::new(options.ban_threshold.max(1), options.ban_window),
         out,
@@ -209,6 +211,8 @@ struct Connection {
     shared: Arc<Shared>,
     session: Session,
     published: tokio::sync::watch::Receiver<Option<Arc<Published>>>,
+    /// Solo mode: this session's own job (paying its payout address), rendered.
+    own: Option<Arc<Published>>,
     pending: Arc<Semaphore>,
     invalid: InvalidShares,
     out: Out,
@@ -319,23 +323,53 @@ impl Connection {
         self.send(Outbound::Line(response.to_line()))
     }
 
-    /// The newest job, sent when it is new to this session.
+    /// The newest job, sent when it is new to this session: the shared one,
+    /// or in solo mode the session's own job for its template.
     fn on_job(&mut self) -> Result<(), End> {
         if !self.session.is_ready() {
             return Ok(());
         }
         let Some(published) = self.published.borrow_and_update().clone() else { return Ok(()) };
-        if self.session.current_job_id() == Some(published.job.id()) {
+        let job = match self.shared.solo.clone() {
+            None => published.clone(),
+            Some(solo) => match self.own_job(&solo, &published) {
+                Some(own) => own,
+                None => return Ok(()),
+            },
+        };
+        if self.session.current_job_id() == Some(job.job.id()) {
             return Ok(());
         }
         let first = self.session.current_job().is_none();
         self.session.tick(Instant::now());
-        self.send_job(&published, first || published.job.notify.clean_jobs)?;
+        self.send_job(&job, first || published.job.notify.clean_jobs)?;
         let remaining = published.remaining.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
         if remaining == Ok(1) {
             self.shared.metrics.observe_job_broadcast(published.at.elapsed());
         }
         Ok(())
+    }
+
+    /// Solo mode: the session's own job for the template of the shared job
+    /// `published`, paying its payout address; `None` when there is none
+    /// (yet): a newer shared job is coming, or it could not be built.
+    fn own_job(&mut self, solo: &SoloJobs, published: &Published) -> Option<Arc<Published>> {
+        let address = self.session.payout_address()?;
+        match solo.job_for(&published.job, address) {
+            Ok(Some(job)) => {
+                if let Some(own) = self.own.as_ref().filter(|own| Arc::ptr_eq(&own.job, &job)) {
+                    return Some(own.clone());
+                }
+                let own = Arc::new(Published::new(job, 0));
+                self.own = Some(own.clone());
+                Some(own)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::error!(peer = %self.peer, address, %error, "cannot make a solo job");
+                None
+            }
+        }
     }
 
     /// set_difficulty when it changed, then the notify it applies to.
@@ -353,7 +387,11 @@ impl Connection {
         if !self.session.is_ready() {
             return Ok(());
         }
-        let Some(published) = self.published.borrow().clone() else { return Ok(()) };
+        let published = match self.shared.solo {
+            Some(_) => self.own.clone(),
+            None => self.published.borrow().clone(),
+        };
+        let Some(published) = published else { return Ok(()) };
         let first = self.session.current_job().is_none();
         self.send_job(&published, first)
     }

@@ -31,11 +31,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Network};
+use crate::config::{Config, Network, PayoutMode};
 use crate::job::{assemble_block, Job};
 use crate::ledger::{ShareRecorder, ShareStore};
 use crate::metrics::PoolMetrics;
-use crate::service::Pool;
+use crate::service::{Pool, SoloJobs};
 use crate::template::{BlockSubmitter, ChainQuery, SubmitOutcome, TemplateSource};
 use crate::vardiff::VardiffConfig;
 
@@ -236,6 +236,9 @@ struct Shared {
     metrics: Arc<PoolMetrics>,
     /// Connections subscribed and authorized (they get every job).
     ready: Arc<AtomicUsize>,
+    /// In solo mode: each session mines its own job, which pays its payout
+    /// address, instead of the shared one.
+    solo: Option<Arc<SoloJobs>>,
 }
 
 /// The Stratum server of a running [`Pool`] over a ledger `S` and a node `N`.
@@ -266,6 +269,7 @@ impl<S: ShareStore, N: TemplateSource + BlockSubmitter + ChainQuery> StratumServ
         let mut jobs = pool.jobs.subscribe();
         let recorder = pool.recorder.clone();
         let metrics = pool.metrics.clone();
+        let solo = (pool.config.payout.mode == PayoutMode::Solo).then(|| pool.solo.clone());
         let ready = Arc::new(AtomicUsize::new(0));
         let (published_tx, published_rx) = watch::channel(None::<Arc<Published>>);
         let publisher = {
@@ -309,6 +313,7 @@ impl<S: ShareStore, N: TemplateSource + BlockSubmitter + ChainQuery> StratumServ
             shutdown: shutdown.clone(),
             metrics,
             ready,
+            solo,
         });
         let local = listener.local_addr().ok();
         tracing::info!(listen = ?local, "stratum server listening");

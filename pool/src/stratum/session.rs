@@ -83,6 +83,7 @@ pub struct Session {
     extranonce2_size: usize,
     user_agent: Option<String>,
     workers: HashMap<String, Worker>,
+    payout_address: Option<String>,
     version_mask: Option<VersionMask>,
     extranonce_subscribed: bool,
     vardiff: Vardiff,
@@ -100,6 +101,7 @@ impl Session {
             extranonce2_size,
             user_agent: None,
             workers: HashMap::new(),
+            payout_address: None,
             version_mask: None,
             extranonce_subscribed: false,
             vardiff,
@@ -148,7 +150,16 @@ impl Session {
     /// `mining.authorize`: checks the username and remembers the worker.
     pub fn authorize(&mut self, user: &str, network: Network) -> Result<&Worker, AuthorizeError> {
         let worker = parse_username(user, network)?;
+        if self.payout_address.is_none() {
+            self.payout_address = Some(worker.address.clone());
+        }
         Ok(self.workers.entry(user.to_owned()).or_insert(worker))
+    }
+
+    /// The address of the first worker authorized: the one solo mode's
+    /// jobs of this session pay.
+    pub fn payout_address(&self) -> Option<&str> {
+        self.payout_address.as_deref()
     }
 
     /// The worker authorized under this exact username.
@@ -315,6 +326,10 @@ mod tests {
         assert!(s.is_ready());
         assert!(s.share_session(REGTEST).worker_authorized);
         assert!(!s.share_session("someone.else").worker_authorized);
+        assert_eq!(s.payout_address(), Some(REGTEST));
+        s.authorize("bcrt1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3qzf4jry.b", Network::Regtest)
+            .expect("valid");
+        assert_eq!(s.payout_address(), Some(REGTEST), "the first worker's address");
         s.set_version_mask(Some(VersionMask::BIP320));
         assert_eq!(s.share_session(REGTEST).version_mask, Some(VersionMask::BIP320));
     }
