@@ -59,6 +59,11 @@ pub struct Config {
     /// JSON-RPC calls that may wait for a thread before more are refused.
     #[arg(long, default_value_t = satpool_rpc::DEFAULT_WORK_QUEUE)]
     pub rpcworkqueue: usize,
+    /// Networks allowed to call JSON-RPC besides loopback (Core's
+    /// -rpcallowip), e.g. 172.16.0.0/12; repeatable or comma-separated.
+    /// Only useful with --rpcbind on a non-loopback address.
+    #[arg(long, value_delimiter = ',')]
+    pub rpcallowip: Vec<satpool_rpc::Subnet>,
     /// Chainstate database cache in MiB (Core's -dbcache).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(4..=65_536))]
     pub dbcache: u64,
@@ -295,6 +300,7 @@ pub async fn run_until(
     server_config.max_body_bytes = config.rpcmaxbody;
     server_config.threads = config.rpcthreads;
     server_config.work_queue = config.rpcworkqueue;
+    server_config.allow = config.rpcallowip.clone();
     let network = crate::p2p::start(&config.p2p, &params, &datadir, node.clone(), shutdown_rx.clone())
         .await
         .context("while starting the P2P network")?;
