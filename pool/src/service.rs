@@ -330,6 +330,10 @@ where
         let outcome = self.node.submit_block(block).await?;
         match &outcome {
             SubmitOutcome::Accepted => tracing::info!(height = job.height, %hash, finder_address, "block found"),
+            SubmitOutcome::Rejected(reason) if outcome.is_lost_race() => {
+                tracing::warn!(height = job.height, %hash, reason, "our block lost the race: another block at this height came first");
+                return Ok(outcome);
+            }
             SubmitOutcome::Rejected(reason) => {
                 tracing::error!(height = job.height, %hash, reason, "the node refused our block");
                 return Ok(outcome);

@@ -395,6 +395,9 @@ async fn block_loop<S: ShareStore, N: TemplateSource + BlockSubmitter + ChainQue
                     "block submitted, accepted and recorded"
                 );
             }
+            Ok(outcome @ SubmitOutcome::Rejected(_)) if outcome.is_lost_race() => {
+                // Logged by the pool already, as a warning.
+            }
             Ok(SubmitOutcome::Rejected(reason)) => {
                 tracing::error!(hash = %found.hash, height = job.height, %reason, "the node rejected a found block");
             }

@@ -258,6 +258,16 @@ pub enum SubmitOutcome {
     Rejected(String),
 }
 
+impl SubmitOutcome {
+    /// Whether the node kept a valid block but another one at the same
+    /// height came first (Core answers `"inconclusive"` for a side branch
+    /// and `"duplicate"` for a block it has): a lost race, routine when
+    /// blocks come fast, not a fault of the pool.
+    pub fn is_lost_race(&self) -> bool {
+        matches!(self, SubmitOutcome::Rejected(reason) if reason == "inconclusive" || reason == "duplicate")
+    }
+}
+
 /// Where templates come from.
 pub trait TemplateSource: Send + Sync + 'static {
     /// A template now (`longpoll: None`), or once the node has one newer than
