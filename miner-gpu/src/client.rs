@@ -2,7 +2,8 @@
 //! it), subscribe, authorize, then jobs and difficulty to the miner and
 //! shares to the pool, with the pool's verdicts counted. `client.reconnect`
 //! is followed; a dropped or refused connection is retried with backoff,
-//! failing over along the list of pool URLs.
+//! failing over along the list of pool URLs. Rejected shares are counted
+//! by the pool's Stratum error code ([`Rejections`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,22 +11,29 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use satpool_stratum::{
-    Authorize, Configure, ConfigureResult, Extranonce1, Id, Message, Method, Request, ShareDifficulty, Submit,
-    Subscribe, SubscribeResult, VersionMask, DEFAULT_MAX_LINE_LEN, VERSION_ROLLING,
+    Authorize, Configure, ConfigureResult, ErrorCode, ErrorReply, Extranonce1, Id, Message, Method, Request,
+    ShareDifficulty, Submit, Subscribe, SubscribeResult, VersionMask, DEFAULT_MAX_LINE_LEN, VERSION_ROLLING,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::miner::{FoundShare, Miner};
+use crate::status::{reject_name, Rejections};
 use crate::work::Job;
 
 /// Why a session ended or could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// A URL that is not `[stratum+tcp://]host:port`.
-    #[error("pool url {0:?} is not [stratum+tcp://]host:port")]
-    BadUrl(String),
+    #[error("pool url {url:?} is not [stratum+tcp://]host:port")]
+    BadUrl {
+        /// The text given.
+        url: String,
+        /// What is wrong with it.
+        #[source]
+        source: UrlError,
+    },
     /// Connecting or talking failed.
     #[error("connection to {addr} failed")]
     Io {
@@ -71,23 +79,79 @@ pub struct PoolUrl {
     pub port: u16,
 }
 
+/// What is wrong with a pool URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// A scheme other than `stratum+tcp` (TLS and Stratum V2 are not spoken).
+    #[error("scheme {0:?} is not supported: only stratum+tcp://")]
+    Scheme(String),
+    /// No `:port`.
+    #[error("no port: expected host:port")]
+    NoPort,
+    /// A port that is not 1 to 65535.
+    #[error("port {0:?} is not a number from 1 to 65535")]
+    Port(String),
+    /// An empty host, or one with characters no host name has.
+    #[error("host {0:?} is not a host name or an address")]
+    Host(String),
+    /// An IPv6 address without its brackets.
+    #[error("an IPv6 address goes in brackets: [{0}]:port")]
+    Ipv6Brackets(String),
+}
+
+impl PoolUrl {
+    /// Parses `[stratum+tcp://]host:port` (`[::1]:3333` for IPv6; a trailing
+    /// `/` is allowed).
+    pub fn parse(text: &str) -> Result<PoolUrl, UrlError> {
+        let rest = match text.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("stratum+tcp") => rest,
+            Some((scheme, _)) => return Err(UrlError::Scheme(scheme.to_owned())),
+            None => text,
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let (host, port) = match rest.strip_prefix('[') {
+            Some(bracketed) => {
+                let (host, port) = bracketed.split_once("]:").ok_or(UrlError::NoPort)?;
+                if host.parse::<std::net::Ipv6Addr>().is_err() {
+                    return Err(UrlError::Host(host.to_owned()));
+                }
+                (host, port)
+            }
+            None => {
+                let (host, port) = rest.rsplit_once(':').ok_or(UrlError::NoPort)?;
+                if host.contains(':') {
+                    return Err(UrlError::Ipv6Brackets(host.to_owned()));
+                }
+                let odd = |c: char| c.is_whitespace() || c.is_control() || "/?#@[]\\".contains(c);
+                if host.is_empty() || host.contains(odd) {
+                    return Err(UrlError::Host(host.to_owned()));
+                }
+                (host, port)
+            }
+        };
+        let port = match port.parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => return Err(UrlError::Port(port.to_owned())),
+        };
+        Ok(PoolUrl { host: host.to_owned(), port })
+    }
+}
+
 impl std::str::FromStr for PoolUrl {
     type Err = ClientError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let rest = s.strip_prefix("stratum+tcp://").unwrap_or(s).trim_end_matches('/');
-        let (host, port) = rest.rsplit_once(':').ok_or_else(|| ClientError::BadUrl(s.to_owned()))?;
-        let port = port.parse().map_err(|_| ClientError::BadUrl(s.to_owned()))?;
-        if host.is_empty() {
-            return Err(ClientError::BadUrl(s.to_owned()));
-        }
-        Ok(PoolUrl { host: host.trim_start_matches('[').trim_end_matches(']').to_owned(), port })
+        PoolUrl::parse(s).map_err(|source| ClientError::BadUrl { url: s.to_owned(), source })
     }
 }
 
 impl std::fmt::Display for PoolUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.host, self.port)
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -137,15 +201,40 @@ impl ClientConfig {
     }
 }
 
+/// The pool's answer to a `mining.submit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// `result: true`.
+    Accepted,
+    /// An error reply, or any result but `true` (counted as 20, other).
+    Rejected {
+        /// The Stratum error code.
+        code: ErrorCode,
+        /// The pool's message (`result false` and the like without one).
+        message: String,
+    },
+}
+
+impl Verdict {
+    /// The verdict of a submit's response.
+    pub fn of(outcome: Result<serde_json::Value, ErrorReply>) -> Verdict {
+        match outcome {
+            Ok(serde_json::Value::Bool(true)) => Verdict::Accepted,
+            Ok(other) => Verdict::Rejected { code: ErrorCode::Other, message: format!("result {other}") },
+            Err(e) => Verdict::Rejected { code: e.code, message: e.message },
+        }
+    }
+}
+
 /// What the client has seen, for the status line.
 #[derive(Debug, Default)]
 pub struct PoolStats {
     /// Shares the pool accepted.
     pub accepted: AtomicU64,
-    /// Shares the pool rejected.
+    /// Shares the pool rejected (the total of [`PoolStats::rejections`]).
     pub rejected: AtomicU64,
-    /// Rejections by the pool's reason (`23 Low difficulty share`).
-    pub reasons: Mutex<BTreeMap<String, u64>>,
+    /// Rejections by the pool's error code.
+    pub rejections: Mutex<Rejections>,
     /// The current difficulty and pool, when connected.
     pub session: Mutex<Option<(String, f64)>>,
     /// Connections made (1 after the first).
@@ -153,9 +242,25 @@ pub struct PoolStats {
 }
 
 impl PoolStats {
-    /// The rejection reasons and their counts.
+    /// Counts a rejection under its code. The total is bumped after the
+    /// tally, so whoever sees the total sees the tally too.
+    pub fn record_rejection(&self, code: ErrorCode, message: &str) {
+        self.rejections.lock().unwrap_or_else(|e| e.into_inner()).record(code, message);
+        self.rejected.fetch_add(1, Ordering::Release);
+    }
+
+    /// A copy of the rejections by code.
+    pub fn rejections(&self) -> Rejections {
+        self.rejections.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The rejections as `code message` → count (`23 Low difficulty share`
+    /// → 1), the message being the pool's latest for that code.
     pub fn reasons(&self) -> BTreeMap<String, u64> {
-        self.reasons.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.rejections()
+            .iter()
+            .map(|(code, tally)| (format!("{} {}", code.code(), tally.last_message), tally.count))
+            .collect()
     }
 }
 
@@ -362,19 +467,18 @@ async fn session(
                             (Some(ID_EXTRANONCE), _) => {}
                             (Some(id), outcome) => {
                                 let Some(share) = pending_submits.remove(&id) else { continue };
-                                match outcome {
-                                    Ok(serde_json::Value::Bool(true)) => {
+                                let nonce = format!("{:08x}", share.nonce);
+                                match Verdict::of(outcome) {
+                                    Verdict::Accepted => {
                                         stats.accepted.fetch_add(1, Ordering::Relaxed);
-                                        tracing::info!(job = %share.job_id, nonce = format_args!("{:08x}", share.nonce), "share accepted");
+                                        tracing::info!(job = %share.job_id, %nonce, "share accepted");
                                     }
-                                    other => {
-                                        let reason = match other {
-                                            Err(e) => format!("{} {}", e.code.code(), e.message),
-                                            Ok(v) => format!("result {v}"),
-                                        };
-                                        stats.rejected.fetch_add(1, Ordering::Relaxed);
-                                        *stats.reasons.lock().unwrap_or_else(|e| e.into_inner()).entry(reason.clone()).or_default() += 1;
-                                        tracing::warn!(job = %share.job_id, %reason, "share rejected");
+                                    Verdict::Rejected { code, message } => {
+                                        stats.record_rejection(code, &message);
+                                        tracing::warn!(
+                                            job = %share.job_id, %nonce, code = code.code(), reason = reject_name(code), %message,
+                                            "share rejected"
+                                        );
                                     }
                                 }
                             }
@@ -438,5 +542,80 @@ async fn session(
                 pending_submits.insert(id, share);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_urls() {
+        let ok = [
+            ("stratum+tcp://pool.example:3333", "pool.example", 3333),
+            ("STRATUM+TCP://pool.example:3333/", "pool.example", 3333),
+            ("127.0.0.1:3333", "127.0.0.1", 3333),
+            ("stratum+tcp://[::1]:3334", "::1", 3334),
+        ];
+        for (text, host, port) in ok {
+            assert_eq!(PoolUrl::parse(text), Ok(PoolUrl { host: host.into(), port }), "{text}");
+        }
+        assert_eq!(PoolUrl::parse("[::1]:3334").map(|u| u.to_string()), Ok("[::1]:3334".to_owned()));
+        let bad = [
+            ("stratum+ssl://pool:3333", UrlError::Scheme("stratum+ssl".into())),
+            ("http://pool:3333", UrlError::Scheme("http".into())),
+            ("pool", UrlError::NoPort),
+            ("stratum+tcp://pool:0", UrlError::Port("0".into())),
+            ("pool:65536", UrlError::Port("65536".into())),
+            ("pool:x", UrlError::Port("x".into())),
+            (":3333", UrlError::Host(String::new())),
+            ("pool/x:3333", UrlError::Host("pool/x".into())),
+            ("user@pool:3333", UrlError::Host("user@pool".into())),
+            ("::1:3333", UrlError::Ipv6Brackets("::1".into())),
+            ("[nothost]:3333", UrlError::Host("nothost".into())),
+        ];
+        for (text, error) in bad {
+            assert_eq!(PoolUrl::parse(text), Err(error), "{text}");
+        }
+        let e = "x".parse::<PoolUrl>().expect_err("no port");
+        assert!(matches!(e, ClientError::BadUrl { ref url, .. } if url == "x"));
+    }
+
+    #[test]
+    fn verdicts() {
+        use serde_json::Value;
+        assert_eq!(Verdict::of(Ok(Value::Bool(true))), Verdict::Accepted);
+        assert_eq!(
+            Verdict::of(Err(ErrorReply::new(ErrorCode::JobNotFound))),
+            Verdict::Rejected { code: ErrorCode::JobNotFound, message: "Job not found".into() }
+        );
+        assert_eq!(
+            Verdict::of(Err(ErrorReply { code: ErrorCode::from_code(-3), message: "Bad nonce".into() })),
+            Verdict::Rejected { code: ErrorCode::Unrecognised(-3), message: "Bad nonce".into() }
+        );
+        assert_eq!(
+            Verdict::of(Ok(Value::Bool(false))),
+            Verdict::Rejected { code: ErrorCode::Other, message: "result false".into() }
+        );
+        assert_eq!(
+            Verdict::of(Ok(Value::Null)),
+            Verdict::Rejected { code: ErrorCode::Other, message: "result null".into() }
+        );
+    }
+
+    #[test]
+    fn stats_count_rejections_by_code() {
+        let stats = PoolStats::default();
+        stats.record_rejection(ErrorCode::JobNotFound, "Job not found");
+        stats.record_rejection(ErrorCode::JobNotFound, "Stale share");
+        stats.record_rejection(ErrorCode::LowDifficulty, "Low difficulty share");
+        assert_eq!(stats.rejected.load(Ordering::Relaxed), 3);
+        let r = stats.rejections();
+        assert_eq!(r.count(ErrorCode::JobNotFound), 2);
+        assert_eq!(r.last_message(ErrorCode::JobNotFound), Some("Stale share"));
+        assert_eq!(
+            stats.reasons(),
+            BTreeMap::from([("21 Stale share".to_owned(), 2), ("23 Low difficulty share".to_owned(), 1)])
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! `satpool-miner`: mine on a Stratum V1 pool with the GPUs and CPU threads
-//! of this machine, or `satpool-miner bench` to check and time them.
+//! of this machine, or `satpool-miner bench` to check and time them. The
+//! mining options come in layers (a TOML file, the environment, flags) and
+//! are checked by `satpool_miner::config` before anything starts.
 
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
@@ -7,16 +9,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use satpool_miner::bench::{check_cases, cpu_rate, self_check_cpu, sha2_compress_rate};
-use satpool_miner::client::{self, ClientConfig, PoolStats, PoolUrl};
+use satpool_miner::client::{self, PoolStats};
+use satpool_miner::config::{self, MineArgs, MinerConfig};
 use satpool_miner::cpu::CpuPath;
 use satpool_miner::gpu::{self, AdapterChoice, GpuBatch, GpuContext};
 use satpool_miner::miner::Miner;
 use satpool_miner::status::{format_rate, Status};
 
 #[derive(Parser, Debug)]
-#[command(name = "satpool-miner", version, about = "Stratum V1 miner: WGSL on GPUs (wgpu) and SHA-NI on CPUs")]
+#[command(
+    name = "satpool-miner",
+    version,
+    about = "Stratum V1 miner: WGSL on GPUs (wgpu) and SHA-NI on CPUs",
+    after_help = "Configuration in layers: a TOML file (--config), then environment variables \
+                  (SATPOOL_MINER_<KEY>), then flags. The file's keys are the flags' names with '_' for '-' \
+                  (cpu_threads = 4); unknown keys and bad values are refused at start, naming the key. \
+                  deploy/satpool-miner.toml shows every key."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -30,38 +41,6 @@ enum Command {
     Bench(BenchArgs),
     /// List the GPU adapters and their indexes.
     Adapters,
-}
-
-#[derive(Args, Debug)]
-struct MineArgs {
-    /// Pool URL, `[stratum+tcp://]host:port`; repeat for failover, in order.
-    #[arg(long = "url")]
-    urls: Vec<String>,
-    /// Worker name.
-    #[arg(long, default_value = "satpool-miner")]
-    user: String,
-    /// Worker password.
-    #[arg(long = "pass", default_value = "x", env = "SATPOOL_MINER_PASS", hide_env_values = true)]
-    password: String,
-    /// GPUs: an adapter index (or several, comma-separated; `adapters`
-    /// lists them, software ones included), `all` hardware adapters, or `none`.
-    #[arg(long, default_value = "all")]
-    gpu: String,
-    /// CPU mining threads (default: every core, less one per GPU in use).
-    #[arg(long)]
-    cpu_threads: Option<usize>,
-    /// Batch length in tens of milliseconds, 1 to 10: lower takes new jobs
-    /// over sooner, higher costs less overhead. The default, 20 ms, keeps a
-    /// GPU's two dispatches in flight within the 50 ms a clean job may take
-    /// to replace the current work.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
-    intensity: u32,
-    /// Seconds between status lines.
-    #[arg(long, default_value_t = 5)]
-    status_interval: u64,
-    /// Status as one JSON object per line.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -84,15 +63,7 @@ struct BenchArgs {
 }
 
 fn adapter_choice(text: &str) -> Result<Option<AdapterChoice>> {
-    Ok(match text {
-        "none" => None,
-        "all" => Some(AdapterChoice::AllHardware),
-        list => Some(AdapterChoice::Indexes(
-            list.split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<_, _>>().with_context(|| {
-                format!("--gpu {list:?}: expected an adapter index, a comma-separated list, all or none")
-            })?,
-        )),
-    })
+    config::parse_gpu(text).map_err(|reason| anyhow::anyhow!("--adapter: {reason}"))
 }
 
 fn cores() -> usize {
@@ -100,7 +71,8 @@ fn cores() -> usize {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,wgpu=warn,naga=warn".into()),
@@ -115,7 +87,20 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        None => mine(cli.mine),
+        None => match config::load(&cli.mine, &matches) {
+            Ok(config) => mine(config),
+            Err(error) => {
+                // A refused setting is the operator's to fix, not a crash:
+                // the key and the reason, no backtrace, clap's usage status.
+                eprintln!("satpool-miner: {error}");
+                let mut source = std::error::Error::source(&error);
+                while let Some(cause) = source {
+                    eprintln!("  caused by: {}", cause.to_string().trim_end());
+                    source = cause.source();
+                }
+                std::process::exit(2);
+            }
+        },
     }
 }
 
@@ -130,20 +115,19 @@ fn open_gpus(choice: Option<AdapterChoice>) -> Vec<GpuContext> {
     }
 }
 
-fn mine(args: MineArgs) -> Result<()> {
-    if args.urls.is_empty() {
-        bail!("no pool given: pass --url host:port (repeat it for failover)");
+fn mine(config: MinerConfig) -> Result<()> {
+    let gpus = open_gpus(config.gpu.clone());
+    let threads = config.cpu_threads.unwrap_or_else(|| cores().saturating_sub(gpus.len()).max(1));
+    if threads == 0 && gpus.is_empty() {
+        bail!("nothing to mine on: cpu_threads is 0 and no GPU could be opened");
     }
-    let urls =
-        args.urls.iter().map(|u| u.parse::<PoolUrl>()).collect::<Result<Vec<_>, _>>().context("while reading --url")?;
-    let gpus = open_gpus(adapter_choice(&args.gpu)?);
-    let threads = args.cpu_threads.unwrap_or_else(|| cores().saturating_sub(gpus.len()).max(1));
     let (path, _) = CpuPath::fastest(Duration::from_millis(30));
-    tracing::info!(%path, threads, gpus = gpus.len(), "starting");
+    let pools: Vec<String> = config.urls.iter().map(ToString::to_string).collect();
+    tracing::info!(%path, threads, gpus = gpus.len(), pools = %pools.join(", "), user = %config.user, "starting");
 
     let runtime = tokio::runtime::Runtime::new().context("while starting the async runtime")?;
     let (share_tx, share_rx) = tokio::sync::mpsc::unbounded_channel();
-    let miner = Miner::new(Duration::from_millis(u64::from(args.intensity) * 10), share_tx);
+    let miner = Miner::new(config.batch_target(), share_tx);
     let mut workers = Vec::new();
     for (i, ctx) in gpus.into_iter().enumerate() {
         tracing::info!(adapter = %gpu::describe(ctx.adapter_info()), "GPU {i}");
@@ -153,7 +137,7 @@ fn mine(args: MineArgs) -> Result<()> {
         workers.push(miner.spawn_cpu(i, path).context("while starting a CPU thread")?);
     }
     let stats = Arc::new(PoolStats::default());
-    let config = ClientConfig::new(urls, args.user, args.password);
+    let client_config = config.client_config();
     let started = Instant::now();
     runtime.block_on(async {
         let shutdown = async {
@@ -162,11 +146,11 @@ fn mine(args: MineArgs) -> Result<()> {
                 std::future::pending::<()>().await;
             }
         };
-        let client = tokio::spawn(client::run(config, miner.clone(), share_rx, stats.clone(), shutdown));
+        let client = tokio::spawn(client::run(client_config, miner.clone(), share_rx, stats.clone(), shutdown));
         let colour = std::io::stdout().is_terminal();
         let mut last: Vec<u64> = Vec::new();
         let mut last_at = Instant::now();
-        let mut ticker = tokio::time::interval(Duration::from_secs(args.status_interval.max(1)));
+        let mut ticker = tokio::time::interval(config.status_interval);
         ticker.tick().await;
         loop {
             tokio::select! {
@@ -191,12 +175,11 @@ fn mine(args: MineArgs) -> Result<()> {
             let status = Status {
                 devices: rates,
                 accepted: stats.accepted.load(Ordering::Relaxed),
-                rejected: stats.rejected.load(Ordering::Relaxed),
-                reasons: stats.reasons(),
+                rejections: stats.rejections(),
                 pool: stats.session.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                 uptime: started.elapsed(),
             };
-            if args.json {
+            if config.json {
                 println!("{}", status.json());
             } else {
                 println!("{}", status.line(colour));

@@ -4,7 +4,12 @@
 //! it heals; a node started late syncs 2,000 blocks headers-first; and a raw
 //! TCP peer, speaking the handshake with rust-bitcoin's `p2p` types as
 //! Bitcoin Core documents it, is banned for garbage, an oversized message or
-//! an invalid block while the honest nodes carry on.
+//! an invalid block while the honest nodes carry on. A pruned node signals
+//! NETWORK_LIMITED and not NETWORK, as Core does, and is asked only for the
+//! blocks a limited peer must keep; a node announces its `--externalip` (or
+//! the address its outbound peers see) and its peers learn it.
+//!
+//! The interoperability test against python-bitcoinlib is `p2p_interop.rs`.
 //!
 //! Bitcoin Core itself is not available here; the raw peer stands in for
 //! another implementation of the protocol.
@@ -129,6 +134,113 @@ async fn two_nodes_handshake_and_relay_blocks_and_transactions() {
     let err = a.call_err("setban", json!(["not-an-ip", "add"])).await;
     assert_eq!(err.code.code(), -30);
     let _: Value = a.call("ping", json!([])).await;
+}
+
+/// `node`'s only `getpeerinfo` row.
+async fn only_peer(node: &Daemon) -> Value {
+    let peers: Vec<Value> = node.call("getpeerinfo", json!([])).await;
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    peers.into_iter().next().expect("one peer")
+}
+
+/// Whether `node` has the data of block `hash` (connected or not).
+async fn has_block(node: &Daemon, hash: &str) -> bool {
+    node.rpc().call::<Value>("getblock", json!([hash, 0])).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pruned_node_signals_network_limited_and_is_asked_only_for_its_last_blocks() {
+    let (df, dp, dn) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let full = node(df.path()).await;
+    let hashes = mine(&full, 400).await; // hashes[i] is at height i + 1
+    let tip = hashes.last().unwrap().clone();
+    let pruned = Daemon::start("regtest", dp.path(), &["--connect=0", "--prune=550"]).await;
+    connect(&pruned, &full).await;
+    all_at(&[&pruned], &tip).await;
+
+    // Core's service bits, and their names, as each side prints them.
+    let info: Value = pruned.call("getnetworkinfo", json!([])).await;
+    assert_eq!(info["localservices"], "0000000000000408");
+    assert_eq!(info["localservicesnames"], json!(["WITNESS", "NETWORK_LIMITED"]));
+    let seen_by_full = only_peer(&full).await;
+    assert_eq!(seen_by_full["services"], "0000000000000408", "a pruned node does not claim NETWORK");
+    assert_eq!(seen_by_full["servicesnames"], json!(["WITNESS", "NETWORK_LIMITED"]));
+    let seen_by_pruned = only_peer(&pruned).await;
+    assert_eq!(seen_by_pruned["services"], "0000000000000409", "a full node signals LIMITED too");
+    assert_eq!(seen_by_pruned["servicesnames"], json!(["NETWORK", "WITNESS", "NETWORK_LIMITED"]));
+    let info: Value = full.call("getnetworkinfo", json!([])).await;
+    assert_eq!(info["localservicesnames"], json!(["NETWORK", "WITNESS", "NETWORK_LIMITED"]));
+
+    // A fresh node that knows only the pruned one: every header, but only the
+    // blocks less than 286 below its tip (Core's NODE_NETWORK_LIMITED_MIN_BLOCKS
+    // of 288, less a margin of 2), so heights 115 to 400.
+    let fresh = node(dn.path()).await;
+    connect(&fresh, &pruned).await;
+    let (lowest_served, highest_unserved) = (&hashes[114], &hashes[113]);
+    wait_for("the last 286 blocks from the pruned peer", || async {
+        let row = only_peer(&fresh).await;
+        has_block(&fresh, lowest_served).await
+            && has_block(&fresh, &tip).await
+            && row["inflight"].as_array().is_some_and(|a| a.is_empty())
+    })
+    .await;
+    let err = fresh.call_err("getblock", json!([highest_unserved, 0])).await;
+    assert!(err.message.contains("not available"), "{err:?}");
+    let chain: Value = fresh.call("getblockchaininfo", json!([])).await;
+    assert_eq!((chain["blocks"].as_u64(), chain["headers"].as_u64()), (Some(0), Some(400)));
+    assert_eq!(only_peer(&fresh).await["addr"], pruned.p2p_addr(), "still connected: never asked too deep");
+    assert!(!pruned.log().contains("NODE_NETWORK_LIMITED threshold"), "the pruned node was never asked too deep");
+
+    // A full peer fills the gap, and the fresh node reaches the tip.
+    connect(&fresh, &full).await;
+    all_at(&[&fresh], &tip).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_announces_its_external_address_and_its_peers_learn_it() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Daemon::start("regtest", da.path(), &["--connect=0", "--externalip=127.0.0.2"]).await;
+    // Core announces nothing during initial block download: leave it.
+    mine(&a, 1).await;
+    let a_port = a.p2p_port().expect("the harness chose the P2P port");
+    let info: Value = a.call("getnetworkinfo", json!([])).await;
+    assert_eq!(info["localaddresses"], json!([{"address": "127.0.0.2", "port": a_port, "score": 4}]));
+
+    let b = node(db.path()).await;
+    connect(&b, &a).await;
+    wait_for("a's announced address in b's address book", || async {
+        let book: Vec<Value> = b.call("getnodeaddresses", json!([0])).await;
+        book.iter().any(|e| e["address"] == "127.0.0.2" && e["port"] == a_port)
+    })
+    .await;
+    let book: Vec<Value> = b.call("getnodeaddresses", json!([0, "ipv4"])).await;
+    let entry = book.iter().find(|e| e["address"] == "127.0.0.2").expect("found above");
+    assert_eq!(entry["services"], 0x409);
+    assert_eq!(entry["network"], "ipv4");
+    assert!(entry["time"].as_i64().is_some_and(|t| t > 1_700_000_000), "{entry}");
+
+    // B has no --externalip: it adopted the address a's version said it
+    // has, with its own listening port, and announced that to a.
+    let b_port = b.p2p_port().expect("the harness chose the P2P port");
+    let discovered = json!([{"address": "127.0.0.1", "port": b_port, "score": 1}]);
+    wait_for("b's discovered address", || async {
+        let info: Value = b.call("getnetworkinfo", json!([])).await;
+        info["localaddresses"] == discovered
+    })
+    .await;
+    wait_for("b's announced address in a's address book", || async {
+        let book: Vec<Value> = a.call("getnodeaddresses", json!([0])).await;
+        book.iter().any(|e| e["address"] == "127.0.0.1" && e["port"] == b_port)
+    })
+    .await;
+
+    // getnodeaddresses as Core answers it.
+    let one: Vec<Value> = b.call("getnodeaddresses", json!([])).await;
+    assert_eq!(one.len(), 1, "one address unless asked for more");
+    let none: Vec<Value> = b.call("getnodeaddresses", json!([0, "onion"])).await;
+    assert!(none.is_empty());
+    assert_eq!(b.call_err("getnodeaddresses", json!([-1])).await.code.code(), -8);
+    assert_eq!(b.call_err("getnodeaddresses", json!([0, "tor"])).await.code.code(), -8);
 }
 
 #[tokio::test(flavor = "multi_thread")]

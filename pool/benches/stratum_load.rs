@@ -22,62 +22,23 @@
 //! moves only when the benchmark moves it.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use bitcoin::{Address, BlockHash, CompressedPublicKey, Target};
+use bitcoin::{BlockHash, Target};
 use satpool_rpc::{Auth, RpcClient};
 use satpool_stratum::{
     check_share, meets, Extranonce1, Extranonce2, Message, Method, Notify, ShareDifficulty, Submit, VersionMask,
 };
+use satpool_testkit::{free_port, profile_dir, regtest_address, Process, RegtestNode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 const DIFFICULTY: f64 = 4e-10;
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn address(n: u8) -> Address {
-    let secp = Secp256k1::new();
-    let key = SecretKey::from_slice(&[n; 32]).unwrap();
-    Address::p2wpkh(&CompressedPublicKey(key.public_key(&secp)), bitcoin::Network::Regtest)
-}
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(command: &mut Command, log: &Path) -> Process {
-    let file = OpenOptions::new().create(true).append(true).open(log).unwrap();
-    Process(command.stdin(Stdio::null()).stdout(file.try_clone().unwrap()).stderr(file).spawn().unwrap())
-}
-
-fn node_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "satpool-node", "--bin", "satpool-node"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    profile_dir.join("satpool-node")
-}
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -89,7 +50,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 struct Setup {
-    _node: Process,
+    _node: RegtestNode,
     pool: Process,
     rpc: Arc<RpcClient>,
     stratum: u16,
@@ -99,49 +60,31 @@ struct Setup {
 
 async fn setup(db: Option<String>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let datadir = dir.path().join("node");
-    std::fs::create_dir_all(&datadir).unwrap();
-    let rpc_port = free_port();
-    let node = spawn(
-        Command::new(node_binary())
-            .arg("--network=regtest")
-            .arg(format!("--datadir={}", datadir.display()))
-            .arg(format!("--rpcport={rpc_port}"))
-            .arg("--rpcbind=127.0.0.1")
-            .arg(format!("--port={}", free_port()))
-            .env("RUST_LOG", "warn"),
-        &dir.path().join("node.log"),
-    );
-    let rpc = Arc::new(RpcClient::new(format!("http://127.0.0.1:{rpc_port}/"), Auth::cookie_in(&datadir)).unwrap());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !(datadir.join(satpool_rpc::COOKIE_FILE).exists()
-        && rpc.call::<u64>("getblockcount", Value::Null).await.is_ok())
-    {
-        assert!(Instant::now() < deadline, "node did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _: Value = rpc.call("generatetoaddress", json!([1, address(99).to_string()])).await.unwrap();
+    let bin = profile_dir(&[("satpool-node", "satpool-node")]);
+    let node = RegtestNode::start(&bin.join("satpool-node"), dir.path(), "warn").await;
+    node.generate(1).await;
+    let rpc = Arc::new(RpcClient::new(node.rpc_url(), Auth::cookie_in(&node.datadir)).unwrap());
     let stratum = free_port();
     let http = free_port();
     let db = db.unwrap_or_else(|| format!("sqlite:{}", dir.path().join("ledger.sqlite").display()));
-    let pool = spawn(
+    let pool = Process::spawn(
         Command::new(env!("CARGO_BIN_EXE_satpool"))
-            .args(["--network", "regtest", "--node-url", &format!("http://127.0.0.1:{rpc_port}/")])
+            .args(["--network", "regtest", "--node-url", &node.rpc_url()])
             .arg("--node-cookie")
-            .arg(&datadir)
+            .arg(&node.datadir)
             .args(["--stratum", &format!("127.0.0.1:{stratum}"), "--http", &format!("127.0.0.1:{http}")])
             .args(["--db", &db])
             .arg("--data-dir")
             .arg(dir.path().join("pool"))
-            .args(["--pool-address", &address(1).to_string(), "--pplns-window", "1000", "--min-payout", "1"])
+            .args(["--pool-address", &regtest_address(1).to_string(), "--pplns-window", "1000", "--min-payout", "1"])
             .args(["--start-difficulty", "4e-10", "--min-difficulty", "4e-10", "--max-difficulty", "4e-10"])
             .args(["--max-connections", "20000", "--max-connections-per-ip", "20000"])
             .env("RUST_LOG", "warn"),
-        &dir.path().join("pool.log"),
+        dir.path().join("pool.log"),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", stratum)).await.is_err() {
-        assert!(Instant::now() < deadline, "pool did not listen");
+        assert!(Instant::now() < deadline, "pool did not listen:\n{}", pool.log_tail(30));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Setup { _node: node, pool, rpc, stratum, http, _dir: dir }
@@ -234,7 +177,7 @@ async fn throughput(setup: &Setup, connections: usize, seconds: u64) -> f64 {
     let stop = Instant::now() + Duration::from_secs(seconds + 2);
     let mut tasks = Vec::new();
     for n in 0..connections {
-        let user = format!("{}.t{n}", address(2));
+        let user = format!("{}.t{n}", regtest_address(2));
         let mut conn = connect(setup.stratum, &user).await;
         let (accepted, rejected) = (accepted.clone(), rejected.clone());
         tasks.push(tokio::spawn(async move {
@@ -292,13 +235,13 @@ async fn throughput(setup: &Setup, connections: usize, seconds: u64) -> f64 {
 }
 
 async fn hold_and_notify(setup: &Setup, connections: usize) {
-    let pid = setup.pool.0.id();
+    let pid = setup.pool.id().expect("the pool runs");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(pid);
     let mut conns = Vec::with_capacity(connections);
     let opened = Instant::now();
     for n in 0..connections {
-        conns.push(connect(setup.stratum, &format!("{}.h{n}", address(3))).await);
+        conns.push(connect(setup.stratum, &format!("{}.h{n}", regtest_address(3))).await);
     }
     for conn in &mut conns {
         while conn.jobs.borrow_and_update().is_none() {
@@ -320,7 +263,7 @@ async fn hold_and_notify(setup: &Setup, connections: usize) {
     for _ in 0..10 {
         let started = Instant::now();
         let hashes: Vec<String> =
-            setup.rpc.call("generatetoaddress", json!([1, address(99).to_string()])).await.unwrap();
+            setup.rpc.call("generatetoaddress", json!([1, regtest_address(99).to_string()])).await.unwrap();
         let tip: BlockHash = hashes[0].parse().unwrap();
         for conn in &mut conns {
             loop {

@@ -287,7 +287,10 @@ pub struct StratumConfig {
     pub share_rate: Duration,
 }
 
-/// Limits that keep one miner, or a crowd, from hurting the rest.
+/// Limits that keep one miner, or a crowd, from hurting the rest, and the
+/// other knobs that have a safe default: everything here comes from
+/// [`Limits::default`] unless the file, the environment or a flag says
+/// otherwise, so that a [`Config`] built by hand takes them all at once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Connections at once, in all.
@@ -303,6 +306,34 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Jobs kept for late shares (older ones answer "job not found").
     pub max_jobs: usize,
+    /// Shares remembered per job and connection for the duplicate check;
+    /// past it, shares of that job that are not blocks are refused (code 21)
+    /// until the next job (see [`crate::share`]).
+    pub max_shares_per_job: usize,
+    /// Shares of one connection that may wait for the ledger at once; more
+    /// make the connection wait before reading on.
+    pub pending_shares: usize,
+    /// Shares of all connections that may wait for the ledger's group
+    /// commit; a full queue makes sessions wait, it never drops a share.
+    pub share_queue: usize,
+    /// Lines that may wait for one connection's socket; a full queue drops
+    /// the connection (a miner that does not read).
+    pub outbound_queue: usize,
+    /// A write to a socket that takes longer drops the connection.
+    pub write_timeout: Duration,
+    /// Invalid shares (or unparsable lines) within `ban_window` that get an
+    /// IP address banned.
+    pub ban_threshold: u32,
+    /// The window of `ban_threshold`.
+    pub ban_window: Duration,
+    /// How long a ban lasts.
+    pub ban_duration: Duration,
+    /// Vardiff's window: how long it watches a connection's shares before
+    /// it retargets (sooner when many shares arrive). `None`: six times
+    /// `stratum.share_rate`.
+    pub vardiff_window: Option<Duration>,
+    /// Connections to the ledger's database.
+    pub db_connections: u32,
 }
 
 impl Default for Limits {
@@ -314,6 +345,16 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(600),
             handshake_timeout: Duration::from_secs(30),
             max_jobs: 32,
+            max_shares_per_job: crate::share::DEFAULT_MAX_SHARES_PER_JOB,
+            pending_shares: 64,
+            share_queue: 16_384,
+            outbound_queue: 256,
+            write_timeout: Duration::from_secs(10),
+            ban_threshold: 100,
+            ban_window: Duration::from_secs(60),
+            ban_duration: Duration::from_secs(600),
+            vardiff_window: None,
+            db_connections: 8,
         }
     }
 }
@@ -502,6 +543,44 @@ pub struct Args {
     /// Seconds of silence before a connection is closed [default: 600].
     #[arg(long, env = "SATPOOL_POOL_IDLE_TIMEOUT")]
     pub idle_timeout: Option<u64>,
+    /// Seconds a new connection has to subscribe and authorize, 1 to 3600 [default: 30].
+    #[arg(long, env = "SATPOOL_POOL_HANDSHAKE_TIMEOUT")]
+    pub handshake_timeout: Option<u64>,
+    /// Jobs each connection keeps for late shares, 1 to 1024 [default: 32].
+    #[arg(long, env = "SATPOOL_POOL_MAX_JOBS")]
+    pub max_jobs: Option<usize>,
+    /// Shares remembered per job and connection for the duplicate check; past it, shares that are not blocks
+    /// are refused until the next job, 100 to 100000000 [default: 100000].
+    #[arg(long, env = "SATPOOL_POOL_MAX_SHARES_PER_JOB")]
+    pub max_shares_per_job: Option<usize>,
+    /// Shares of one connection waiting for the ledger at once, 1 to 65536 [default: 64].
+    #[arg(long, env = "SATPOOL_POOL_PENDING_SHARES")]
+    pub pending_shares: Option<usize>,
+    /// Shares of all connections waiting for the ledger's group commit, 1 to 1000000 [default: 16384].
+    #[arg(long, env = "SATPOOL_POOL_SHARE_QUEUE")]
+    pub share_queue: Option<usize>,
+    /// Lines waiting for one connection's socket before it is dropped, 4 to 65536 [default: 256].
+    #[arg(long, env = "SATPOOL_POOL_OUTBOUND_QUEUE")]
+    pub outbound_queue: Option<usize>,
+    /// Seconds a write to a miner's socket may take before the connection is dropped, 1 to 600 [default: 10].
+    #[arg(long, env = "SATPOOL_POOL_WRITE_TIMEOUT")]
+    pub write_timeout: Option<u64>,
+    /// Invalid shares within the ban window that get an IP banned [default: 100].
+    #[arg(long, env = "SATPOOL_POOL_BAN_THRESHOLD")]
+    pub ban_threshold: Option<u32>,
+    /// Seconds over which invalid shares are counted toward a ban, 1 to 86400 [default: 60].
+    #[arg(long, env = "SATPOOL_POOL_BAN_WINDOW")]
+    pub ban_window: Option<u64>,
+    /// Seconds a ban lasts, 1 to 2592000 [default: 600].
+    #[arg(long, env = "SATPOOL_POOL_BAN_DURATION")]
+    pub ban_duration: Option<u64>,
+    /// Seconds vardiff watches a connection before it retargets, from --share-rate to 86400
+    /// [default: 6 × --share-rate].
+    #[arg(long, env = "SATPOOL_POOL_VARDIFF_WINDOW")]
+    pub vardiff_window: Option<u64>,
+    /// Connections to the ledger's database, 1 to 1000 [default: 8].
+    #[arg(long, env = "SATPOOL_POOL_DB_CONNECTIONS")]
+    pub db_connections: Option<u32>,
 }
 
 /// The TOML file, as written; every key optional.
@@ -561,6 +640,8 @@ pub struct FileStratum {
     pub max_difficulty: Option<f64>,
     /// `stratum.share_rate`.
     pub share_rate: Option<f64>,
+    /// `stratum.vardiff_window`.
+    pub vardiff_window: Option<u64>,
 }
 
 /// `[http]`.
@@ -619,6 +700,24 @@ pub struct FileLimits {
     pub handshake_timeout: Option<u64>,
     /// `limits.max_jobs`.
     pub max_jobs: Option<usize>,
+    /// `limits.max_shares_per_job`.
+    pub max_shares_per_job: Option<usize>,
+    /// `limits.pending_shares`.
+    pub pending_shares: Option<usize>,
+    /// `limits.share_queue`.
+    pub share_queue: Option<usize>,
+    /// `limits.outbound_queue`.
+    pub outbound_queue: Option<usize>,
+    /// `limits.write_timeout`.
+    pub write_timeout: Option<u64>,
+    /// `limits.ban_threshold`.
+    pub ban_threshold: Option<u32>,
+    /// `limits.ban_window`.
+    pub ban_window: Option<u64>,
+    /// `limits.ban_duration`.
+    pub ban_duration: Option<u64>,
+    /// `limits.db_connections`.
+    pub db_connections: Option<u32>,
 }
 
 impl FileConfig {
@@ -784,34 +883,107 @@ impl Config {
         }
 
         let defaults = Limits::default();
+        let file_limits = file.limits;
+        let secs = |value: u64| Duration::from_secs(value);
+        let vardiff_window = match args.vardiff_window.or(file.stratum.vardiff_window) {
+            None => None,
+            Some(window) if (window as f64) < share_rate || window > 86_400 => {
+                return Err(invalid(
+                    "stratum.vardiff_window (--vardiff-window)",
+                    format!("{window} s is not between share_rate ({share_rate} s) and 86400 s"),
+                ));
+            }
+            Some(window) => Some(secs(window)),
+        };
         let limits = Limits {
             max_connections: at_least_one(
-                args.max_connections.or(file.limits.max_connections).unwrap_or(defaults.max_connections),
+                args.max_connections.or(file_limits.max_connections).unwrap_or(defaults.max_connections),
                 "limits.max_connections (--max-connections)",
             )?,
             max_connections_per_ip: at_least_one(
                 args.max_connections_per_ip
-                    .or(file.limits.max_connections_per_ip)
+                    .or(file_limits.max_connections_per_ip)
                     .unwrap_or(defaults.max_connections_per_ip),
                 "limits.max_connections_per_ip (--max-connections-per-ip)",
             )?,
-            max_line_length: args.max_line_length.or(file.limits.max_line_length).unwrap_or(defaults.max_line_length),
-            idle_timeout: Duration::from_secs(at_least_one(
-                args.idle_timeout.or(file.limits.idle_timeout).unwrap_or(defaults.idle_timeout.as_secs()),
+            max_line_length: within(
+                args.max_line_length.or(file_limits.max_line_length).unwrap_or(defaults.max_line_length),
+                256..=1024 * 1024,
+                "limits.max_line_length (--max-line-length)",
+                "bytes",
+            )?,
+            idle_timeout: secs(at_least_one(
+                args.idle_timeout.or(file_limits.idle_timeout).unwrap_or(defaults.idle_timeout.as_secs()),
                 "limits.idle_timeout (--idle-timeout)",
             )?),
-            handshake_timeout: Duration::from_secs(at_least_one(
-                file.limits.handshake_timeout.unwrap_or(defaults.handshake_timeout.as_secs()),
-                "limits.handshake_timeout",
+            handshake_timeout: secs(within(
+                args.handshake_timeout
+                    .or(file_limits.handshake_timeout)
+                    .unwrap_or(defaults.handshake_timeout.as_secs()),
+                1..=3_600,
+                "limits.handshake_timeout (--handshake-timeout)",
+                "s",
             )?),
-            max_jobs: at_least_one(file.limits.max_jobs.unwrap_or(defaults.max_jobs), "limits.max_jobs")?,
+            max_jobs: within(
+                args.max_jobs.or(file_limits.max_jobs).unwrap_or(defaults.max_jobs),
+                1..=1_024,
+                "limits.max_jobs (--max-jobs)",
+                "jobs",
+            )?,
+            max_shares_per_job: within(
+                args.max_shares_per_job.or(file_limits.max_shares_per_job).unwrap_or(defaults.max_shares_per_job),
+                100..=100_000_000,
+                "limits.max_shares_per_job (--max-shares-per-job)",
+                "shares",
+            )?,
+            pending_shares: within(
+                args.pending_shares.or(file_limits.pending_shares).unwrap_or(defaults.pending_shares),
+                1..=65_536,
+                "limits.pending_shares (--pending-shares)",
+                "shares",
+            )?,
+            share_queue: within(
+                args.share_queue.or(file_limits.share_queue).unwrap_or(defaults.share_queue),
+                1..=1_000_000,
+                "limits.share_queue (--share-queue)",
+                "shares",
+            )?,
+            outbound_queue: within(
+                args.outbound_queue.or(file_limits.outbound_queue).unwrap_or(defaults.outbound_queue),
+                4..=65_536,
+                "limits.outbound_queue (--outbound-queue)",
+                "lines",
+            )?,
+            write_timeout: secs(within(
+                args.write_timeout.or(file_limits.write_timeout).unwrap_or(defaults.write_timeout.as_secs()),
+                1..=600,
+                "limits.write_timeout (--write-timeout)",
+                "s",
+            )?),
+            ban_threshold: at_least_one(
+                args.ban_threshold.or(file_limits.ban_threshold).unwrap_or(defaults.ban_threshold),
+                "limits.ban_threshold (--ban-threshold)",
+            )?,
+            ban_window: secs(within(
+                args.ban_window.or(file_limits.ban_window).unwrap_or(defaults.ban_window.as_secs()),
+                1..=86_400,
+                "limits.ban_window (--ban-window)",
+                "s",
+            )?),
+            ban_duration: secs(within(
+                args.ban_duration.or(file_limits.ban_duration).unwrap_or(defaults.ban_duration.as_secs()),
+                1..=30 * 86_400,
+                "limits.ban_duration (--ban-duration)",
+                "s",
+            )?),
+            vardiff_window,
+            db_connections: within(
+                args.db_connections.or(file_limits.db_connections).unwrap_or(defaults.db_connections),
+                1..=1_000,
+                "limits.db_connections (--db-connections)",
+                "connections",
+            )?,
         };
-        if !(256..=1024 * 1024).contains(&limits.max_line_length) {
-            return Err(invalid(
-                "limits.max_line_length (--max-line-length)",
-                format!("{} is not between 256 and 1048576 bytes", limits.max_line_length),
-            ));
-        }
 
         Ok(Config {
             network,
@@ -891,6 +1063,19 @@ fn positive(value: f64, key: &'static str) -> Result<f64, ConfigError> {
         Ok(value)
     } else {
         Err(invalid(key, format!("{value} is not a positive number")))
+    }
+}
+
+fn within<T: PartialOrd + fmt::Display>(
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+    key: &'static str,
+    unit: &str,
+) -> Result<T, ConfigError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(key, format!("{value} is not between {} and {} {unit}", range.start(), range.end())))
     }
 }
 
@@ -977,12 +1162,90 @@ mod tests {
             ("user without password", &["--pool-address", REGTEST_ADDRESS, "--node-user", "u"], "password_file"),
             ("long tag", &["--pool-address", REGTEST_ADDRESS, "--pool-tag", &"x".repeat(80)], "pool.tag"),
             ("zero connections", &["--pool-address", REGTEST_ADDRESS, "--max-connections", "0"], "max_connections"),
+            (
+                "short lines",
+                &["--pool-address", REGTEST_ADDRESS, "--max-line-length", "100"],
+                "limits.max_line_length (--max-line-length)",
+            ),
+            (
+                "no handshake",
+                &["--pool-address", REGTEST_ADDRESS, "--handshake-timeout", "0"],
+                "limits.handshake_timeout (--handshake-timeout)",
+            ),
+            ("no jobs", &["--pool-address", REGTEST_ADDRESS, "--max-jobs", "0"], "limits.max_jobs (--max-jobs)"),
+            (
+                "tiny dup cap",
+                &["--pool-address", REGTEST_ADDRESS, "--max-shares-per-job", "10"],
+                "limits.max_shares_per_job (--max-shares-per-job)",
+            ),
+            (
+                "no pending",
+                &["--pool-address", REGTEST_ADDRESS, "--pending-shares", "0"],
+                "limits.pending_shares (--pending-shares)",
+            ),
+            (
+                "no share queue",
+                &["--pool-address", REGTEST_ADDRESS, "--share-queue", "0"],
+                "limits.share_queue (--share-queue)",
+            ),
+            (
+                "tiny outbound",
+                &["--pool-address", REGTEST_ADDRESS, "--outbound-queue", "2"],
+                "limits.outbound_queue (--outbound-queue)",
+            ),
+            (
+                "no write time",
+                &["--pool-address", REGTEST_ADDRESS, "--write-timeout", "0"],
+                "limits.write_timeout (--write-timeout)",
+            ),
+            (
+                "ban on nothing",
+                &["--pool-address", REGTEST_ADDRESS, "--ban-threshold", "0"],
+                "limits.ban_threshold (--ban-threshold)",
+            ),
+            (
+                "no ban window",
+                &["--pool-address", REGTEST_ADDRESS, "--ban-window", "0"],
+                "limits.ban_window (--ban-window)",
+            ),
+            (
+                "endless ban",
+                &["--pool-address", REGTEST_ADDRESS, "--ban-duration", "99999999"],
+                "limits.ban_duration (--ban-duration)",
+            ),
+            (
+                "vardiff window below the share rate",
+                &["--pool-address", REGTEST_ADDRESS, "--share-rate", "20", "--vardiff-window", "10"],
+                "stratum.vardiff_window (--vardiff-window)",
+            ),
+            (
+                "no db connection",
+                &["--pool-address", REGTEST_ADDRESS, "--db-connections", "0"],
+                "limits.db_connections (--db-connections)",
+            ),
         ];
         for (name, extra, key) in cases {
             let error = load("", extra).expect_err(name);
             let text = error.to_string();
             assert!(text.contains(key), "{name}: '{text}' does not name {key}");
         }
+    }
+
+    #[test]
+    fn limits_come_from_the_file_then_flags() {
+        let defaults = load("", &["--pool-address", REGTEST_ADDRESS]).expect("valid").limits;
+        assert_eq!(defaults, Limits::default());
+        let file = "[limits]\nmax_jobs = 8\nmax_shares_per_job = 5000\nban_threshold = 7\nban_duration = 60\n\
+                    share_queue = 100\n[stratum]\nvardiff_window = 90\n";
+        let limits =
+            load(file, &["--pool-address", REGTEST_ADDRESS, "--max-shares-per-job", "2000"]).expect("valid").limits;
+        assert_eq!(limits.max_jobs, 8);
+        assert_eq!(limits.max_shares_per_job, 2_000, "the flag over the file");
+        assert_eq!(limits.ban_threshold, 7);
+        assert_eq!(limits.ban_duration, Duration::from_secs(60));
+        assert_eq!(limits.share_queue, 100);
+        assert_eq!(limits.vardiff_window, Some(Duration::from_secs(90)));
+        assert_eq!(limits.pending_shares, defaults.pending_shares, "unsaid: the default");
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::ledger::{
     BlockRecord, BlockStatus, LedgerError, PaidTotal, PayoutRecord, SeriesPoint, ShareRecord, ShareStore, WindowShare,
     WindowWorker, WorkerActivity,
 };
-use crate::share::Reject;
+use crate::share::{MissingJob, Reject};
 use crate::template::{BlockSubmitter, ChainQuery, NetworkInfo, NodeError, SubmitOutcome, Template, TemplateSource};
 
 /// The metrics' namespace and subsystem: `satpool_pool_…`.
@@ -50,6 +50,7 @@ pub fn reject_reason(reject: &Reject) -> &'static str {
     match reject {
         Reject::NotSubscribed => "not_subscribed",
         Reject::Unauthorized { .. } => "unauthorized",
+        Reject::JobNotFound { cause: MissingJob::Full, .. } => "job_full",
         Reject::JobNotFound { .. } => "job_not_found",
         Reject::Stale { .. } => "stale",
         Reject::Extranonce2Size { .. } => "extranonce2_size",
@@ -211,7 +212,7 @@ impl PoolMetrics {
         ));
         let job_broadcast = register!(Histogram::with_opts(histogram_opts(
             "job_broadcast_seconds",
-            "Time from a new job to its mining.notify queued on every connection.",
+            "Time from a job's publication to its mining.notify written to a connection's socket, observed once per connection.",
             latency_buckets()
         )));
         let template_fetch = register!(HistogramVec::new(
@@ -295,7 +296,8 @@ impl PoolMetrics {
         self.connections_refused.inc();
     }
 
-    /// Stratum: the time from a new job to its notify queued everywhere.
+    /// Stratum: the time from a job's publication to its notify written to
+    /// one connection's socket.
     pub fn observe_job_broadcast(&self, elapsed: Duration) {
         self.job_broadcast.observe(elapsed.as_secs_f64());
     }
@@ -393,10 +395,10 @@ impl<S: ShareStore> ShareStore for Metered<S> {
         &self,
         block: &BlockRecord,
         payouts: &[(String, bitcoin::Amount)],
-        owed: &[(String, bitcoin::Amount)],
+        changes: &[(String, bitcoin::SignedAmount)],
     ) -> Result<(), LedgerError> {
         let started = Instant::now();
-        let result = self.inner.record_block(block, payouts, owed).await;
+        let result = self.inner.record_block(block, payouts, changes).await;
         self.metrics.time_commit("block", started, &result);
         if result.is_ok() {
             self.metrics.blocks_found.inc();

@@ -29,10 +29,17 @@
 //!
 //! Outputs come operator first, then miners largest first: deterministic,
 //! whatever the order of the shares given.
+//!
+//! A payout also says how it changes each balance owed
+//! ([`Payout::balance_changes`]: after it less the balances it started
+//! from), so that the ledger can apply that change to the balances as they
+//! are when the block is found, which may no longer be those the job was
+//! built on (another block was found, or an orphaned block gave its changes
+//! back).
 
 use std::collections::BTreeMap;
 
-use bitcoin::{Amount, ScriptBuf, TxOut};
+use bitcoin::{Amount, ScriptBuf, SignedAmount, TxOut};
 
 use crate::config::PoolFee;
 
@@ -100,6 +107,10 @@ pub struct Payout {
     /// Every balance owed after this block, by script, in script order
     /// (balances paid now are absent; the rest carry over in full).
     pub owed: Vec<(ScriptBuf, Amount)>,
+    /// Each script's balance owed after this block less the balance this
+    /// payout started from (the `owed` it was given), in script order;
+    /// scripts whose balance does not change are absent.
+    pub balance_changes: Vec<(ScriptBuf, SignedAmount)>,
 }
 
 impl Payout {
@@ -118,6 +129,29 @@ pub enum PayoutError {
     /// `max_outputs` was zero.
     #[error("max_outputs must be at least 1")]
     NoOutputs,
+}
+
+/// Each script's balance in `after` less its balance in `before` (a script
+/// listed twice counts its sum), zeros left out, in script order.
+fn balance_changes(
+    before: &[(ScriptBuf, Amount)],
+    after: &[(ScriptBuf, Amount)],
+) -> Result<Vec<(ScriptBuf, SignedAmount)>, PayoutError> {
+    let sats = |amount: Amount| i64::try_from(amount.to_sat()).map_err(|_| PayoutError::Overflow);
+    let mut changes: BTreeMap<&ScriptBuf, i64> = BTreeMap::new();
+    for (script, amount) in before {
+        let entry = changes.entry(script).or_default();
+        *entry = entry.checked_sub(sats(*amount)?).ok_or(PayoutError::Overflow)?;
+    }
+    for (script, amount) in after {
+        let entry = changes.entry(script).or_default();
+        *entry = entry.checked_add(sats(*amount)?).ok_or(PayoutError::Overflow)?;
+    }
+    Ok(changes
+        .into_iter()
+        .filter(|(_, delta)| *delta != 0)
+        .map(|(script, delta)| (script.clone(), SignedAmount::from_sat(delta)))
+        .collect())
 }
 
 /// `floor(value · numerator / denominator)` in `u128`; `None` on a zero
@@ -210,7 +244,8 @@ pub fn pplns(input: &PayoutInput<'_>) -> Result<Payout, PayoutError> {
         outputs.push(TxOut { value: operator_amount, script_pubkey: input.operator.clone() });
     }
     outputs.extend(paid);
-    Ok(Payout { outputs, fee, owed })
+    let balance_changes = balance_changes(input.owed, &owed)?;
+    Ok(Payout { outputs, fee, owed, balance_changes })
 }
 
 /// Solo: the finder takes the coinbase value less the fee; the operator the
@@ -243,7 +278,8 @@ pub fn solo(
     }
     let mut owed = owed.to_vec();
     owed.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Payout { outputs, fee: fee_amount, owed })
+    // The balances carry over untouched: no change.
+    Ok(Payout { outputs, fee: fee_amount, owed, balance_changes: Vec::new() })
 }
 
 /// Cuts a run of shares, newest first, to the PPLNS window: whole shares
@@ -330,6 +366,7 @@ mod tests {
         assert_eq!(amount_of(&payout, &script(2)), None);
         assert_eq!(payout.owed, vec![(script(2), Amount::from_sat(10))]);
         assert_eq!(amount_of(&payout, &operator), Some(10));
+        assert_eq!(payout.balance_changes, vec![(script(2), SignedAmount::from_sat(10))]);
 
         // Next block: miner 2 alone in the window; its owed 10 sat is added.
         let shares = [share(2, 1.0)];
@@ -348,6 +385,7 @@ mod tests {
         assert_eq!(amount_of(&payout, &script(2)), Some(910));
         assert_eq!(amount_of(&payout, &operator), Some(90));
         assert!(payout.owed.is_empty());
+        assert_eq!(payout.balance_changes, vec![(script(2), SignedAmount::from_sat(-10))], "paid off");
     }
 
     #[test]
@@ -450,6 +488,36 @@ mod tests {
             let operator_out = payout.outputs.iter().filter(|o| o.script_pubkey == operator).map(|o| o.value.to_sat()).sum::<u64>();
             let repaid: u64 = owed.iter().map(|o| o.1.to_sat()).sum();
             prop_assert!(operator_out + repaid >= payout.fee.to_sat());
+        }
+
+        /// The balances it started from plus its changes are the balances
+        /// after it, script by script.
+        #[test]
+        fn changes_lead_from_the_owed_given_to_the_owed_after(
+            value in 0u64..=21_000_000 * 100_000_000,
+            shares in arb_shares(),
+            owed in arb_owed(),
+            min_payout in 0u64..100_000,
+            max_outputs in 1usize..20,
+        ) {
+            let operator = script(0);
+            let mut pin = input(value, 10_000, &operator, &shares, &owed);
+            pin.min_payout = Amount::from_sat(min_payout);
+            pin.max_outputs = max_outputs;
+            let payout = pplns(&pin).unwrap();
+            let mut balances: BTreeMap<ScriptBuf, i64> = BTreeMap::new();
+            for (script, amount) in &owed {
+                *balances.entry(script.clone()).or_default() += amount.to_sat() as i64;
+            }
+            for (script, delta) in &payout.balance_changes {
+                prop_assert_ne!(*delta, SignedAmount::ZERO);
+                *balances.entry(script.clone()).or_default() += delta.to_sat();
+            }
+            balances.retain(|_, v| *v != 0);
+            let mut after: BTreeMap<ScriptBuf, i64> =
+                payout.owed.iter().map(|(s, a)| (s.clone(), a.to_sat() as i64)).collect();
+            after.retain(|_, v| *v != 0);
+            prop_assert_eq!(balances, after);
         }
 
         #[test]

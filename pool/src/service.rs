@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use bitcoin::{Address, Amount, Block, ScriptBuf};
+use bitcoin::{Address, Amount, Block, ScriptBuf, SignedAmount};
 use satpool_rpc::RpcClient;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -188,7 +188,8 @@ where
         let config = Arc::new(config);
         let templates = Arc::new(TemplateBoard::new());
         let jobs = Arc::new(JobHub::new(config.limits.max_jobs));
-        let (recorder, recorder_task) = ShareRecorder::spawn(store.clone(), RecorderOptions::default());
+        let (recorder, recorder_task) =
+            ShareRecorder::spawn(store.clone(), RecorderOptions::from_limits(&config.limits));
         let solo = Arc::new(SoloJobs::new(config.clone(), jobs.clone()));
         let pool = Pool {
             config: config.clone(),
@@ -317,8 +318,9 @@ where
 
     /// A share met the network target: submits `block` (assembled with
     /// [`crate::job::assemble_block`]) at once, then records it, its payouts
-    /// and the balances owed after it. `finder` is the session's
-    /// `address.worker`.
+    /// and its job's change to the balances owed (applied to the balances
+    /// as they are now, see [`ShareStore::record_block`]). `finder` is the
+    /// session's `address.worker`.
     pub async fn block_found(
         &self,
         job: &Job,
@@ -361,9 +363,11 @@ where
         };
         let payouts: Vec<(String, Amount)> =
             job.payout.outputs.iter().map(|o| (address_of(&o.script_pubkey, network), o.value)).collect();
-        let owed: Vec<(String, Amount)> =
-            job.payout.owed.iter().map(|(script, amount)| (address_of(script, network), *amount)).collect();
-        self.store.record_block(&record, &payouts, &owed).await?;
+        // The job's change to the balances, not the balances it computed:
+        // the ledger applies it to the balances as they are now.
+        let changes: Vec<(String, SignedAmount)> =
+            job.payout.balance_changes.iter().map(|(script, delta)| (address_of(script, network), *delta)).collect();
+        self.store.record_block(&record, &payouts, &changes).await?;
         Ok(outcome)
     }
 }
@@ -475,7 +479,7 @@ fn address_of(script: &ScriptBuf, network: Network) -> String {
 /// to the node and starts every task, then waits for them all. The Stratum
 /// server is to be spawned here as one more task over a clone of the [`Pool`].
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
-    let ledger = Arc::new(Ledger::open(&config.database, &LedgerOptions::default()).await?);
+    let ledger = Arc::new(Ledger::open(&config.database, &LedgerOptions::from_limits(&config.limits)).await?);
     tracing::info!(backend = ledger.backend_name(), "ledger open");
     let client = RpcClient::new(config.node.url.clone(), config.node.auth.clone())?;
     // The ledger and the node, measured into the pool's metrics.

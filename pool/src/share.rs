@@ -10,8 +10,38 @@
 //! [`satpool_stratum::check_share`], duplicates on the header hash (22), and
 //! the share target of the difficulty the job was sent with (23). A hash at
 //! or below the network target is a block whatever the share target says.
+//!
+//! # The duplicate set is bounded
+//!
+//! The hashes accepted on a job are remembered per connection and per job
+//! ([`SeenShares`]) for the duplicate check, up to a cap
+//! (`limits.max_shares_per_job`). Once a job's set is full, a further share
+//! of that job that would be accepted is refused with code 21, "too many
+//! shares for this job, wait for the next one" ([`MissingJob::Full`]): the
+//! answer miners already take for a stale job, after which they go on with
+//! the next job (the next template, with new transactions or on a new
+//! block, brings one). Forgetting old hashes instead would let the same
+//! share be credited twice, and so would handing the miner a copy of the job
+//! under a new id (its headers would be the same, its set empty). The
+//! refusal cannot be used to make anyone lose valid work:
+//!
+//! - the set is one connection's: a flood fills only the flooder's own;
+//! - a share that is also a block is never refused for it (it is checked for
+//!   duplicates, submitted and remembered beyond the cap), so the pool loses
+//!   no block;
+//! - duplicates (22) and low-difficulty shares (23) are judged first, so the
+//!   refusal only ever meets a share that is otherwise valid, and it does not
+//!   count toward a ban;
+//! - vardiff keeps an honest miner near one share per `stratum.share_rate`
+//!   seconds, and miners move to each new job: the default cap of 100,000 is
+//!   more than a day of shares on one job at one share a second.
+//!
+//! The memory it bounds: about 50 bytes a hash, so at most `max_jobs` ×
+//! `max_shares_per_job` × 50 bytes a connection (160 MB with the defaults,
+//! and only for a miner who really found that many shares).
 
 use std::collections::HashSet;
+use std::fmt;
 
 use bitcoin::block::Header;
 use bitcoin::{BlockHash, Target};
@@ -23,6 +53,86 @@ use satpool_stratum::{
 /// How far past the template's `curtime` a share's ntime may go: Bitcoin's
 /// two hours in the future.
 pub const MAX_NTIME_AHEAD: u32 = 7_200;
+
+/// The default cap of [`SeenShares`] (`limits.max_shares_per_job`).
+pub const DEFAULT_MAX_SHARES_PER_JOB: usize = 100_000;
+
+/// What validation asks of the header hashes already accepted on a job.
+pub trait SeenHashes: fmt::Debug {
+    /// Whether `hash` was accepted on the job: a duplicate (22).
+    fn contains(&self, hash: &BlockHash) -> bool;
+    /// Whether no more shares may be remembered: a further share that is
+    /// not a block is refused ([`MissingJob::Full`]).
+    fn is_full(&self) -> bool;
+}
+
+/// A plain set never fills up: unbounded. [`SeenShares`] is the bounded set
+/// a session should hold; this stays so that code holding a plain set still
+/// builds.
+impl SeenHashes for HashSet<BlockHash> {
+    fn contains(&self, hash: &BlockHash) -> bool {
+        HashSet::contains(self, hash)
+    }
+
+    fn is_full(&self) -> bool {
+        false
+    }
+}
+
+/// The header hashes accepted on one job of one connection, for the
+/// duplicate check, with a cap (see the module's "The duplicate set is
+/// bounded").
+#[derive(Debug, Clone)]
+pub struct SeenShares {
+    hashes: HashSet<BlockHash>,
+    cap: usize,
+}
+
+impl SeenShares {
+    /// An empty set that is full at `cap` hashes (at least 1).
+    pub fn new(cap: usize) -> SeenShares {
+        SeenShares { hashes: HashSet::new(), cap: cap.max(1) }
+    }
+
+    /// Remembers an accepted share's hash; `false` if it was already there.
+    /// It always remembers: [`validate`] refuses every share but a block
+    /// once the set is full, so the set passes its cap only by the blocks
+    /// found on the job.
+    pub fn insert(&mut self, hash: BlockHash) -> bool {
+        self.hashes.insert(hash)
+    }
+
+    /// How many hashes it holds.
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// The cap.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+}
+
+impl Default for SeenShares {
+    fn default() -> Self {
+        SeenShares::new(DEFAULT_MAX_SHARES_PER_JOB)
+    }
+}
+
+impl SeenHashes for SeenShares {
+    fn contains(&self, hash: &BlockHash) -> bool {
+        self.hashes.contains(hash)
+    }
+
+    fn is_full(&self) -> bool {
+        self.hashes.len() >= self.cap
+    }
+}
 
 /// A job as one session saw it.
 #[derive(Debug, Clone, Copy)]
@@ -42,8 +152,9 @@ pub struct ShareJob<'a> {
     /// one it was sent with, and any set while it was current): a share
     /// meeting the lowest of them counts, credited at the highest it meets.
     pub difficulties: &'a [ShareDifficulty],
-    /// Header hashes of the shares already accepted on it.
-    pub seen: &'a HashSet<BlockHash>,
+    /// Header hashes of the shares already accepted on it, by this
+    /// connection: a [`SeenShares`] (bounded) or a plain set (unbounded).
+    pub seen: &'a dyn SeenHashes,
 }
 
 /// What validation needs of the session.
@@ -102,6 +213,24 @@ impl ShareOutcome {
     }
 }
 
+/// Why a job takes no share ([`Reject::JobNotFound`], code 21).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingJob {
+    /// Never sent on this connection, or forgotten since.
+    Unknown,
+    /// Its duplicate set is full: the share is valid, but not a block.
+    Full,
+}
+
+impl fmt::Display for MissingJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MissingJob::Unknown => "Job not found",
+            MissingJob::Full => "Too many shares for this job, wait for the next one",
+        })
+    }
+}
+
 /// Why a submit is refused; [`Reject::code`] is the Stratum code sent back.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Reject {
@@ -114,11 +243,15 @@ pub enum Reject {
         /// The worker named in the submit.
         worker: String,
     },
-    /// 21: no such job (never sent, or forgotten).
-    #[error("Job not found: '{job_id}'")]
+    /// 21: no job by this id takes the share: never sent or forgotten, or
+    /// its duplicate set is full and the share is not a block (see the
+    /// module's "The duplicate set is bounded").
+    #[error("{cause}: '{job_id}'")]
     JobNotFound {
         /// The job id submitted.
         job_id: String,
+        /// Which of the two.
+        cause: MissingJob,
     },
     /// 21: the job builds on a block that is no longer the tip.
     #[error("Stale share: job '{job_id}' is from before the current tip")]
@@ -190,7 +323,8 @@ impl Reject {
     }
 
     /// Whether this reject counts toward a ban for a flood of invalid
-    /// shares (stale and duplicate shares happen to honest miners).
+    /// shares (stale and duplicate shares happen to honest miners, and a
+    /// share refused for a full job is valid work).
     pub fn is_invalid(&self) -> bool {
         !matches!(self, Reject::Stale { .. } | Reject::JobNotFound { .. } | Reject::Duplicate)
     }
@@ -207,7 +341,7 @@ pub fn validate(
     if !session.worker_authorized {
         return Err(Reject::Unauthorized { worker: submit.worker.clone() });
     }
-    let job = job.ok_or_else(|| Reject::JobNotFound { job_id: submit.job_id.clone() })?;
+    let job = job.ok_or_else(|| Reject::JobNotFound { job_id: submit.job_id.clone(), cause: MissingJob::Unknown })?;
     if job.stale {
         return Err(Reject::Stale { job_id: submit.job_id.clone() });
     }
@@ -253,6 +387,10 @@ pub fn validate(
         (None, true) => ShareDifficulty::new(achieved.min(lowest.as_f64())).unwrap_or(lowest),
         (None, false) => return Err(Reject::LowDifficulty { achieved, required: lowest }),
     };
+    // Last: only an otherwise valid share meets this, and never a block.
+    if job.seen.is_full() && !is_block {
+        return Err(Reject::JobNotFound { job_id: submit.job_id.clone(), cause: MissingJob::Full });
+    }
     let valid = ValidShare { header: share.header, hash: share.hash, coinbase: share.coinbase, difficulty, achieved };
     Ok(if is_block { ShareOutcome::Block(valid) } else { ShareOutcome::Share(valid) })
 }
@@ -314,7 +452,7 @@ pub(crate) mod tests {
         network_target: Target,
         stale: bool,
         difficulties: Vec<ShareDifficulty>,
-        seen: HashSet<BlockHash>,
+        seen: SeenShares,
         e1: Extranonce1,
         subscribed: bool,
         authorized: bool,
@@ -328,7 +466,7 @@ pub(crate) mod tests {
                 network_target: Target::from_compact(CompactTarget::from_consensus(0x1d00ffff)),
                 stale: false,
                 difficulties: vec![ShareDifficulty::new(difficulty).unwrap()],
-                seen: HashSet::new(),
+                seen: SeenShares::default(),
                 e1: Extranonce1::from_u32(1),
                 subscribed: true,
                 authorized: true,
@@ -404,6 +542,7 @@ pub(crate) mod tests {
     fn reject_21_unknown_and_stale() {
         let case = Case::new(1e-7);
         assert_eq!(code(case.run(&submit(0), false)), 21);
+        assert_eq!(case.run(&submit(0), false).unwrap_err().to_string(), "Job not found: '1'");
         let mut case = Case::new(1e-7);
         case.stale = true;
         let nonce = nonce_meeting(&case, 1e-7, &submit(0));
@@ -444,6 +583,61 @@ pub(crate) mod tests {
         case.seen.insert(first.share().hash);
         assert_eq!(code(case.run(&submit(nonce), true)), 22);
         // Letter case in the hex changes nothing: the key is the header hash.
+    }
+
+    #[test]
+    fn seen_shares_fill_up_at_their_cap() {
+        let mut seen = SeenShares::new(2);
+        assert_eq!((seen.cap(), seen.len(), seen.is_full()), (2, 0, false));
+        assert!(seen.insert(BlockHash::from_byte_array([1; 32])));
+        assert!(!seen.insert(BlockHash::from_byte_array([1; 32])), "already there");
+        assert!(!seen.is_full());
+        assert!(seen.insert(BlockHash::from_byte_array([2; 32])));
+        assert!(seen.is_full());
+        assert!(SeenHashes::contains(&seen, &BlockHash::from_byte_array([2; 32])));
+        assert_eq!(SeenShares::new(0).cap(), 1, "a cap of at least one");
+        assert_eq!(SeenShares::default().cap(), DEFAULT_MAX_SHARES_PER_JOB);
+        assert!(!HashSet::<BlockHash>::new().is_full(), "a plain set is unbounded");
+    }
+
+    /// Table: what a full job does to each kind of submit.
+    #[test]
+    fn a_full_job_refuses_valid_shares_only() {
+        // Full with one other share's hash.
+        let full = |mut case: Case| {
+            case.seen = SeenShares::new(1);
+            case.seen.insert(BlockHash::from_byte_array([9; 32]));
+            case
+        };
+        // A valid share: 21, not counted toward a ban, and the message says why.
+        let case = full(Case::new(1e-7));
+        let nonce = nonce_meeting(&case, 1e-7, &submit(0));
+        let error = case.run(&submit(nonce), true).unwrap_err();
+        assert_eq!(error, Reject::JobNotFound { job_id: "1".into(), cause: MissingJob::Full });
+        assert_eq!(error.code().code(), 21);
+        assert!(!error.is_invalid(), "valid work: never toward a ban");
+        assert_eq!(error.to_string(), "Too many shares for this job, wait for the next one: '1'");
+        // A duplicate is still a duplicate.
+        let mut case = Case::new(1e-7);
+        let accepted = case.run(&submit(nonce), true).expect("valid");
+        case.seen = SeenShares::new(1);
+        case.seen.insert(accepted.share().hash);
+        assert_eq!(code(case.run(&submit(nonce), true)), 22);
+        // A low-difficulty share is still low.
+        let case = full(Case::new(1_000.0));
+        assert_eq!(code(case.run(&submit(1), true)), 23);
+        // A block is never lost to the cap.
+        let mut case = full(Case::new(1_000.0));
+        case.notify = notify(false);
+        case.network_target = Target::from_compact(CompactTarget::from_consensus(0x207fffff));
+        let nonce = nonce_meeting(&case, 0.000_000_01, &submit(0));
+        assert!(case.run(&submit(nonce), true).expect("a block").is_block());
+        // Below the cap, the same share passes.
+        let mut case = Case::new(1e-7);
+        case.seen = SeenShares::new(2);
+        case.seen.insert(BlockHash::from_byte_array([9; 32]));
+        let nonce = nonce_meeting(&case, 1e-7, &submit(0));
+        assert!(case.run(&submit(nonce), true).is_ok());
     }
 
     #[test]

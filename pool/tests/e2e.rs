@@ -15,20 +15,16 @@
 //! Every wait is a safety limit, not a claim about speed.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcoin::consensus::encode;
-use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use bitcoin::{Address, Amount, Block, BlockHash, CompressedPublicKey, Target};
-use satpool_rpc::{Auth, RpcClient};
+use bitcoin::{Address, Amount, BlockHash, Target};
 use satpool_stratum::{
     check_share, meets, Extranonce1, Extranonce2, Message, Method, Notify, ShareDifficulty, Submit, VersionMask,
 };
+use satpool_testkit::{free_port, profile_dir, regtest_address, Process, RegtestNode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -40,125 +36,10 @@ const POOL_FEE_PPM: u64 = 10_000; // the default 1 %
 const START_LIMIT: Duration = Duration::from_secs(120);
 const WAIT: Duration = Duration::from_secs(30);
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn address(n: u8) -> Address {
-    let secp = Secp256k1::new();
-    let key = SecretKey::from_slice(&[n; 32]).unwrap();
-    let public = CompressedPublicKey(key.public_key(&secp));
-    Address::p2wpkh(&public, bitcoin::Network::Regtest)
-}
-
-/// `target/<profile>/satpool-node`, built first (a no-op when up to date).
-fn node_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).expect("tests run from target/<profile>/deps").to_owned();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "-p", "satpool-node", "--bin", "satpool-node"]);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    let status = build.status().expect("cargo runs");
-    assert!(status.success(), "cargo build -p satpool-node failed");
-    profile_dir.join("satpool-node")
-}
-
-/// A child process, SIGKILLed when dropped.
-struct Process {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(command: &mut Command, log: PathBuf) -> Process {
-        let file = OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        Process { child: Some(child), log }
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-struct Node {
-    _process: Process,
-    datadir: PathBuf,
-    port: u16,
-    rpc: RpcClient,
-}
-
-impl Node {
-    async fn start(dir: &Path) -> Node {
-        let datadir = dir.join("node");
-        std::fs::create_dir_all(&datadir).unwrap();
-        let port = free_port();
-        let process = Process::spawn(
-            Command::new(node_binary())
-                .arg("--network=regtest")
-                .arg(format!("--datadir={}", datadir.display()))
-                .arg(format!("--rpcport={port}"))
-                .arg("--rpcbind=127.0.0.1")
-                .arg(format!("--port={}", free_port()))
-                .env_remove("SATPOOL_NETWORK")
-                .env_remove("SATPOOL_DATADIR")
-                .env("RUST_LOG", "info"),
-            dir.join("node.log"),
-        );
-        let rpc = RpcClient::new(format!("http://127.0.0.1:{port}/"), Auth::cookie_in(&datadir)).unwrap();
-        let node = Node { _process: process, datadir, port, rpc };
-        let deadline = Instant::now() + START_LIMIT;
-        loop {
-            if node.datadir.join(satpool_rpc::COOKIE_FILE).exists()
-                && node.rpc.call::<u64>("getblockcount", Value::Null).await.is_ok()
-            {
-                return node;
-            }
-            assert!(Instant::now() < deadline, "the node did not start:\n{}", node._process.log_tail());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn call<T: serde::de::DeserializeOwned>(&self, method: &str, params: Value) -> T {
-        self.rpc.call(method, params.clone()).await.unwrap_or_else(|e| panic!("{method} {params}: {e:?}"))
-    }
-
-    async fn generate(&self, n: u32) -> Vec<BlockHash> {
-        let hashes: Vec<String> = self.call("generatetoaddress", json!([n, address(99).to_string()])).await;
-        hashes.iter().map(|h| h.parse().unwrap()).collect()
-    }
-
-    async fn best(&self) -> BlockHash {
-        self.call::<String>("getbestblockhash", Value::Null).await.parse().unwrap()
-    }
-
-    async fn block(&self, hash: &BlockHash) -> Block {
-        let hex: String = self.call("getblock", json!([hash.to_string(), 0])).await;
-        encode::deserialize(&hex::decode(hex).unwrap()).unwrap()
-    }
+/// The test's node: `satpool-node` on regtest, built first.
+async fn start_node(dir: &Path) -> RegtestNode {
+    let bin = profile_dir(&[("satpool-node", "satpool-node")]);
+    RegtestNode::start(&bin.join("satpool-node"), dir, "info").await
 }
 
 /// Where the ledger lives, and how this test reads it.
@@ -256,11 +137,11 @@ struct PoolProcess {
 }
 
 impl PoolProcess {
-    async fn start(dir: &Path, node: &Node, db: &Db, stratum: u16) -> PoolProcess {
+    async fn start(dir: &Path, node: &RegtestNode, db: &Db, stratum: u16) -> PoolProcess {
         let process = Process::spawn(
             Command::new(env!("CARGO_BIN_EXE_satpool"))
                 .args(["--network", "regtest"])
-                .args(["--node-url", &format!("http://127.0.0.1:{}/", node.port)])
+                .args(["--node-url", &node.rpc_url()])
                 .arg("--node-cookie")
                 .arg(&node.datadir)
                 .args(["--stratum", &format!("127.0.0.1:{stratum}")])
@@ -268,7 +149,7 @@ impl PoolProcess {
                 .args(["--db", &db.url()])
                 .arg("--data-dir")
                 .arg(dir.join("pool"))
-                .args(["--pool-address", &address(1).to_string()])
+                .args(["--pool-address", &regtest_address(1).to_string()])
                 .args(["--pplns-window", "1000"])
                 .args(["--min-payout", "1"])
                 .args(["--start-difficulty", &DIFFICULTY.to_string()])
@@ -280,7 +161,7 @@ impl PoolProcess {
         let pool = PoolProcess { process, stratum };
         let deadline = Instant::now() + START_LIMIT;
         while TcpStream::connect(("127.0.0.1", stratum)).await.is_err() {
-            assert!(Instant::now() < deadline, "the pool did not listen:\n{}", pool.process.log_tail());
+            assert!(Instant::now() < deadline, "the pool did not listen:\n{}", pool.process.log_tail(40));
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         pool
@@ -425,10 +306,10 @@ fn expected_split(value: Amount, shares: &[(String, String, f64)], operator: &st
 async fn shares_found_and_paid(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = database(dir.path(), postgres).await else { return };
-    let node = Node::start(dir.path()).await;
+    let node = start_node(dir.path()).await;
     node.generate(1).await;
     let pool = PoolProcess::start(dir.path(), &node, &db, free_port()).await;
-    let (alice, bob) = (format!("{}.rig", address(2)), format!("{}.rig", address(3)));
+    let (alice, bob) = (format!("{}.rig", regtest_address(2)), format!("{}.rig", regtest_address(3)));
     let mut a = Miner::connect(pool.stratum, &alice).await;
     let mut b = Miner::connect(pool.stratum, &bob).await;
     let tip = node.best().await;
@@ -457,7 +338,7 @@ async fn shares_found_and_paid(postgres: bool) {
         if let Some((hash, _)) = db.blocks().await.first() {
             break hash.parse::<BlockHash>().unwrap();
         }
-        assert!(Instant::now() < deadline, "no block recorded:\n{}", pool.process.log_tail());
+        assert!(Instant::now() < deadline, "no block recorded:\n{}", pool.process.log_tail(40));
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(node.best().await, found, "the node took the block as its tip");
@@ -472,9 +353,9 @@ async fn shares_found_and_paid(postgres: bool) {
             (Address::from_script(&o.script_pubkey, bitcoin::Network::Regtest).unwrap().to_string(), o.value.to_sat())
         })
         .collect();
-    let operator = address(1).to_string();
+    let operator = regtest_address(1).to_string();
     assert_eq!(paid, expected_split(value, &shares, &operator), "the coinbase pays the PPLNS split");
-    assert_eq!(paid[&address(2).to_string()], 2 * paid[&address(3).to_string()]);
+    assert_eq!(paid[&regtest_address(2).to_string()], 2 * paid[&regtest_address(3).to_string()]);
 
     // The new tip reaches the miners as a clean job.
     b.job_on(found).await;
@@ -495,7 +376,7 @@ async fn shares_found_and_paid(postgres: bool) {
         if let Some((hash, _)) = blocks.iter().find(|(h, _)| *h != found.to_string()) {
             break hash.parse::<BlockHash>().unwrap();
         }
-        assert!(Instant::now() < deadline, "no second block recorded:\n{}", pool.process.log_tail());
+        assert!(Instant::now() < deadline, "no second block recorded:\n{}", pool.process.log_tail(40));
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(node.best().await, second);
@@ -514,7 +395,7 @@ async fn wait_status(db: &Db, hash: &BlockHash, status: &str, pool: &PoolProcess
         if blocks.iter().any(|(h, s)| *h == hash.to_string() && s == status) {
             return;
         }
-        assert!(Instant::now() < deadline, "block {hash} never {status}: {blocks:?}\n{}", pool.process.log_tail());
+        assert!(Instant::now() < deadline, "block {hash} never {status}: {blocks:?}\n{}", pool.process.log_tail(40));
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -524,7 +405,7 @@ async fn wait_status(db: &Db, hash: &BlockHash, status: &str, pool: &PoolProcess
 async fn kill_9_loses_no_acknowledged_share(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = database(dir.path(), postgres).await else { return };
-    let node = Node::start(dir.path()).await;
+    let node = start_node(dir.path()).await;
     node.generate(1).await;
     let port = free_port();
     let mut pool = PoolProcess::start(dir.path(), &node, &db, port).await;
@@ -532,7 +413,7 @@ async fn kill_9_loses_no_acknowledged_share(postgres: bool) {
     let acknowledged: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let mut workers = Vec::new();
     for n in 0..4 {
-        let user = format!("{}.w{n}", address(2));
+        let user = format!("{}.w{n}", regtest_address(2));
         let mut miner = Miner::connect(pool.stratum, &user).await;
         miner.job_on(tip).await;
         let acknowledged = acknowledged.clone();
@@ -570,7 +451,7 @@ async fn kill_9_loses_no_acknowledged_share(postgres: bool) {
     // Let shares flow, then kill the pool in the middle of it.
     let deadline = Instant::now() + WAIT;
     while acknowledged.lock().await.values().sum::<u64>() < 400 {
-        assert!(Instant::now() < deadline, "shares do not flow:\n{}", pool.process.log_tail());
+        assert!(Instant::now() < deadline, "shares do not flow:\n{}", pool.process.log_tail(40));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     pool.process.kill9();
@@ -580,7 +461,7 @@ async fn kill_9_loses_no_acknowledged_share(postgres: bool) {
     let acknowledged = acknowledged.lock().await.clone();
     // Restart on the same ledger; it opens and serves again.
     let pool = PoolProcess::start(dir.path(), &node, &db, port).await;
-    let mut miner = Miner::connect(pool.stratum, &format!("{}.after", address(2))).await;
+    let mut miner = Miner::connect(pool.stratum, &format!("{}.after", regtest_address(2))).await;
     miner.job_on(tip).await;
     let mut stored: HashMap<String, u64> = HashMap::new();
     for (address, worker, _) in db.shares().await {

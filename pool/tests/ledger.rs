@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bitcoin::hashes::Hash;
-use bitcoin::{Amount, BlockHash};
+use bitcoin::{Amount, BlockHash, SignedAmount};
 use satpool::config::Database;
 use satpool::ledger::{
-    BlockRecord, BlockStatus, BlockWatcher, Ledger, LedgerOptions, RecorderOptions, ShareRecord, ShareRecorder,
-    ShareStore, WatcherOptions,
+    BalanceChange, BlockRecord, BlockStatus, BlockWatcher, Ledger, LedgerOptions, MemoryStore, RecorderOptions,
+    ShareRecord, ShareRecorder, ShareStore, WatcherOptions,
 };
 use satpool::template::MemoryNode;
 
@@ -69,12 +69,12 @@ async fn exercise<S: ShareStore>(store: &S) {
     let found = block(1, 100);
     let payouts =
         vec![("alice".to_owned(), Amount::from_sat(4_000_000_000)), ("op".to_owned(), Amount::from_sat(1_000_012_345))];
-    let owed = vec![("dust".to_owned(), Amount::from_sat(500))];
-    store.record_block(&found, &payouts, &owed).await.expect("block");
-    assert_eq!(store.balances().await.unwrap(), owed);
+    store.record_block(&found, &payouts, &delta(&[("dust", 500)])).await.expect("block");
+    assert_eq!(store.balances().await.unwrap(), owed(&[("dust", 500)]));
     assert_eq!(store.payouts(&found.hash).await.unwrap(), payouts);
-    store.record_block(&block(2, 101), &[("bob".to_owned(), Amount::from_sat(5_000_012_345))], &[]).await.unwrap();
-    assert!(store.balances().await.unwrap().is_empty(), "balances are replaced");
+    let bob = [("bob".to_owned(), Amount::from_sat(5_000_012_345))];
+    store.record_block(&block(2, 101), &bob, &delta(&[("dust", -500)])).await.unwrap();
+    assert!(store.balances().await.unwrap().is_empty(), "the second block paid the dust off");
 
     let unconfirmed = store.unconfirmed_blocks(0).await.unwrap();
     assert_eq!(unconfirmed.iter().map(|b| b.height).collect::<Vec<_>>(), [100, 101]);
@@ -134,6 +134,206 @@ async fn watcher<S: ShareStore>(store: Arc<S>) {
     assert_eq!(watcher.check().await.unwrap(), 0, "nothing changed");
 }
 
+/// A store whose recorded balance changes the tests can read.
+trait Changes: ShareStore {
+    async fn changes(&self, block: &BlockHash) -> Vec<BalanceChange>;
+}
+
+impl Changes for Ledger {
+    async fn changes(&self, block: &BlockHash) -> Vec<BalanceChange> {
+        self.balance_changes(block).await.expect("balance changes")
+    }
+}
+
+impl Changes for MemoryStore {
+    async fn changes(&self, block: &BlockHash) -> Vec<BalanceChange> {
+        self.balance_changes(block)
+    }
+}
+
+fn owed(pairs: &[(&str, u64)]) -> Vec<(String, Amount)> {
+    pairs.iter().map(|(a, v)| ((*a).to_owned(), Amount::from_sat(*v))).collect()
+}
+
+/// A block's changes to the balances, as its payout gives them.
+fn delta(pairs: &[(&str, i64)]) -> Vec<(String, SignedAmount)> {
+    pairs.iter().map(|(a, v)| ((*a).to_owned(), SignedAmount::from_sat(*v))).collect()
+}
+
+fn change(address: &str, delta: i64, applied: i64) -> BalanceChange {
+    BalanceChange {
+        address: address.to_owned(),
+        delta: SignedAmount::from_sat(delta),
+        applied: SignedAmount::from_sat(applied),
+    }
+}
+
+/// An orphaned block gives back the balances it changed; a block back in
+/// the active chain takes them again; neither happens twice; no balance
+/// goes below zero. Runs after `watcher`: its blocks are below the
+/// heights used here.
+async fn orphans<S: Changes>(store: Arc<S>) {
+    let balances = || {
+        let store = store.clone();
+        async move { store.balances().await.expect("balances read back: none negative") }
+    };
+    // A known start: carol is owed 300, dave 700.
+    store.record_block(&block(30, 700), &[], &delta(&[("carol", 300), ("dave", 700)])).await.unwrap();
+    let start = owed(&[("carol", 300), ("dave", 700)]);
+    assert_eq!(balances().await, start);
+
+    // D1 pays carol's 300, credits dave 200 more and erin 50.
+    let d1 = block(31, 701);
+    let after_d1 = owed(&[("dave", 900), ("erin", 50)]);
+    let d1_delta = delta(&[("carol", -300), ("dave", 200), ("erin", 50)]);
+    store.record_block(&d1, &owed(&[("carol", 300), ("op", 4_999_999_700)]), &d1_delta).await.unwrap();
+    assert_eq!(balances().await, after_d1);
+    let d1_changes = vec![change("carol", -300, -300), change("dave", 200, 200), change("erin", 50, 50)];
+    assert_eq!(store.changes(&d1.hash).await, d1_changes, "delta = after - before, per address");
+
+    // Orphaned: the balances are exactly those before it.
+    store.set_block_status(&d1.hash, BlockStatus::Orphaned, -1).await.unwrap();
+    assert_eq!(balances().await, start, "orphaning restores the balances before the block");
+    // Again, and with other confirmations: nothing moves twice.
+    store.set_block_status(&d1.hash, BlockStatus::Orphaned, -1).await.unwrap();
+    store.set_block_status(&d1.hash, BlockStatus::Orphaned, 0).await.unwrap();
+    assert_eq!(balances().await, start, "a repeated orphan call is a no-op");
+    assert_eq!(store.changes(&d1.hash).await, d1_changes);
+
+    // Back in the active chain: the balances after it, once.
+    store.set_block_status(&d1.hash, BlockStatus::Pending, 2).await.unwrap();
+    assert_eq!(balances().await, after_d1, "un-orphaning gives back the balances after the block");
+    store.set_block_status(&d1.hash, BlockStatus::Pending, 3).await.unwrap();
+    assert_eq!(balances().await, after_d1, "a repeated call is a no-op");
+
+    // D2, on top of D1, pays dave's 900 and erin's 50 (D1's credits among them).
+    let d2 = block(32, 702);
+    store
+        .record_block(&d2, &owed(&[("dave", 900), ("erin", 50)]), &delta(&[("dave", -900), ("erin", -50)]))
+        .await
+        .unwrap();
+    assert!(balances().await.is_empty());
+    // D1 alone is orphaned (D2 stays): carol's 300 is owed again; dave's
+    // and erin's credits from D1 were already paid by D2: clamped at zero,
+    // no negative balance, no zero row.
+    store.set_block_status(&d1.hash, BlockStatus::Orphaned, -1).await.unwrap();
+    assert_eq!(balances().await, owed(&[("carol", 300)]), "clamped at zero");
+    assert_eq!(
+        store.changes(&d1.hash).await,
+        vec![change("carol", -300, -300), change("dave", 200, 0), change("erin", 50, 0)],
+        "the block remembers what it actually took back"
+    );
+    store.set_block_status(&d1.hash, BlockStatus::Orphaned, -1).await.unwrap();
+    assert_eq!(balances().await, owed(&[("carol", 300)]), "a repeated orphan call is a no-op");
+    // D1 back: it paid carol, and its credits were paid by D2: nothing is
+    // owed (not dave 200 and erin 50 a second time).
+    store.set_block_status(&d1.hash, BlockStatus::Pending, 1).await.unwrap();
+    assert!(balances().await.is_empty(), "{:?}", balances().await);
+    // Confirmed straight from orphaned also applies the changes; confirmed again moves nothing.
+    store.set_block_status(&d1.hash, BlockStatus::Orphaned, -1).await.unwrap();
+    store.set_block_status(&d1.hash, BlockStatus::Confirmed, 100).await.unwrap();
+    store.set_block_status(&d1.hash, BlockStatus::Confirmed, 101).await.unwrap();
+    assert!(balances().await.is_empty());
+
+    // A reorganisation that takes E1 (credits frank 100) and E2 on top of it
+    // (pays frank's 100) away in one look: E2 gives its payment back first,
+    // then E1's credit goes: nothing owed, nothing clamped. Bringing both
+    // back: E1 first, then E2.
+    let e1 = block(40, 900);
+    let e2 = block(41, 901);
+    store.record_block(&e1, &[], &delta(&[("frank", 100)])).await.unwrap();
+    store.record_block(&e2, &owed(&[("frank", 100)]), &delta(&[("frank", -100)])).await.unwrap();
+    let node = Arc::new(MemoryNode::new());
+    node.set_tip(BlockHash::from_byte_array([98; 32]), 950);
+    node.set_confirmations(e1.hash, 51);
+    node.set_confirmations(e2.hash, 50);
+    let options = WatcherOptions { horizon: 60, ..WatcherOptions::default() };
+    let watcher = BlockWatcher::new(store.clone(), node.clone(), options);
+    assert_eq!(watcher.check().await.unwrap(), 2);
+    node.set_confirmations(e1.hash, -1);
+    node.set_confirmations(e2.hash, -1);
+    assert_eq!(watcher.check().await.unwrap(), 2);
+    assert!(balances().await.is_empty(), "{:?}", balances().await);
+    assert_eq!(store.changes(&e1.hash).await, vec![change("frank", 100, 100)], "nothing clamped");
+    assert_eq!(watcher.check().await.unwrap(), 0);
+    node.set_confirmations(e1.hash, 52);
+    node.set_confirmations(e2.hash, 51);
+    assert_eq!(watcher.check().await.unwrap(), 2);
+    assert!(balances().await.is_empty(), "{:?}", balances().await);
+    assert_eq!(store.changes(&e2.hash).await, vec![change("frank", -100, -100)], "nothing clamped");
+
+    // A block recorded as already orphaned leaves the balances alone.
+    store.record_block(&block(42, 902), &[], &delta(&[("gina", 5)])).await.unwrap();
+    let mut orphan = block(43, 903);
+    orphan.status = BlockStatus::Orphaned;
+    store.record_block(&orphan, &[], &delta(&[("gina", -5)])).await.unwrap();
+    assert_eq!(store.changes(&orphan.hash).await, vec![change("gina", -5, -5)], "kept, not in effect");
+    assert_eq!(balances().await, owed(&[("gina", 5)]));
+    store.set_block_status(&orphan.hash, BlockStatus::Pending, 1).await.unwrap();
+    assert!(balances().await.is_empty(), "its changes apply when it joins the chain");
+}
+
+/// A block applies its job's change to the balances as they are when it is
+/// recorded, not as they were when its job was built: moves in between (an
+/// orphan giving its changes back, another block) are kept, and nothing is
+/// paid or credited twice. Runs after `orphans`, with nothing owed.
+async fn races<S: Changes>(store: Arc<S>) {
+    let balances = || {
+        let store = store.clone();
+        async move { store.balances().await.expect("balances read back: none negative") }
+    };
+    assert!(balances().await.is_empty(), "a known start");
+    store.record_block(&block(50, 1_000), &[], &delta(&[("hana", 400)])).await.unwrap();
+    let r1 = block(51, 1_001);
+    store.record_block(&r1, &owed(&[("hana", 400)]), &delta(&[("hana", -400)])).await.unwrap();
+    assert!(balances().await.is_empty());
+
+    // A job built now (nothing owed) credits ivan 60. Before its block is
+    // found, R1 is orphaned and gives hana's 400 back.
+    let job_changes = delta(&[("ivan", 60)]);
+    store.set_block_status(&r1.hash, BlockStatus::Orphaned, -1).await.unwrap();
+    assert_eq!(balances().await, owed(&[("hana", 400)]));
+    let j = block(52, 1_001);
+    store.record_block(&j, &[], &job_changes).await.unwrap();
+    assert_eq!(balances().await, owed(&[("hana", 400), ("ivan", 60)]), "the given-back balance stays owed");
+    assert_eq!(store.changes(&j.hash).await, vec![change("ivan", 60, 60)]);
+
+    // Two jobs built on the same balances (hana 400, ivan 60): K1 pays
+    // hana and credits jack 30; K2 credits ivan 40 and jack 20. Both
+    // blocks are found: K2 applies its own change on top of K1's, so hana
+    // is not owed again and jack keeps both credits.
+    let k1 = block(53, 1_002);
+    let k2 = block(54, 1_003);
+    store.record_block(&k1, &owed(&[("hana", 400)]), &delta(&[("hana", -400), ("jack", 30)])).await.unwrap();
+    assert_eq!(balances().await, owed(&[("ivan", 60), ("jack", 30)]));
+    store.record_block(&k2, &[], &delta(&[("ivan", 40), ("jack", 20)])).await.unwrap();
+    assert_eq!(balances().await, owed(&[("ivan", 100), ("jack", 50)]), "no credit lost, none paid twice");
+    assert_eq!(store.changes(&k2.hash).await, vec![change("ivan", 40, 40), change("jack", 20, 20)]);
+
+    // Two jobs on (ivan 100, jack 50) whose coinbases both pay ivan: the
+    // second finds nothing owed to ivan; his balance stops at zero, and the
+    // block remembers that it moved nothing there.
+    let k3 = block(55, 1_004);
+    let k4 = block(56, 1_005);
+    store.record_block(&k3, &owed(&[("ivan", 100)]), &delta(&[("ivan", -100)])).await.unwrap();
+    store
+        .record_block(&k4, &owed(&[("ivan", 100), ("jack", 50)]), &delta(&[("ivan", -100), ("jack", -50)]))
+        .await
+        .unwrap();
+    assert!(balances().await.is_empty(), "clamped at zero: {:?}", balances().await);
+    assert_eq!(
+        store.changes(&k4.hash).await,
+        vec![change("ivan", -100, 0), change("jack", -50, -50)],
+        "applied is what really moved"
+    );
+    // Orphaning K4 gives back only what it moved: jack's 50, not ivan's
+    // 100 (K3 paid him); bringing it back takes exactly that again.
+    store.set_block_status(&k4.hash, BlockStatus::Orphaned, -1).await.unwrap();
+    assert_eq!(balances().await, owed(&[("jack", 50)]));
+    store.set_block_status(&k4.hash, BlockStatus::Pending, 1).await.unwrap();
+    assert!(balances().await.is_empty(), "{:?}", balances().await);
+}
+
 #[tokio::test]
 async fn sqlite_ledger() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,6 +349,8 @@ async fn sqlite_ledger() {
     let ledger = Arc::new(ledger);
     group_commit(ledger.clone()).await;
     watcher(ledger.clone()).await;
+    orphans(ledger.clone()).await;
+    races(ledger.clone()).await;
     ledger.close().await;
 
     // Reopening applies no migration twice and finds the data.
@@ -159,11 +361,13 @@ async fn sqlite_ledger() {
 
 #[tokio::test]
 async fn memory_store() {
-    let store = satpool::ledger::MemoryStore::new();
+    let store = MemoryStore::new();
     exercise(&store).await;
     let store = Arc::new(store);
     group_commit(store.clone()).await;
-    watcher(store).await;
+    watcher(store.clone()).await;
+    orphans(store.clone()).await;
+    races(store).await;
 }
 
 #[tokio::test]
@@ -182,6 +386,8 @@ async fn postgres_ledger() {
     let ledger = Arc::new(ledger);
     group_commit(ledger.clone()).await;
     watcher(ledger.clone()).await;
+    orphans(ledger.clone()).await;
+    races(ledger.clone()).await;
     ledger.close().await;
     let again = Ledger::open(&database, &options).await.expect("reopen applies nothing twice");
     assert_eq!(again.window_shares(1e12).await.unwrap().len(), 1_701);
@@ -191,4 +397,43 @@ async fn postgres_ledger() {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE")).execute(&mut conn).await.unwrap();
+}
+
+/// A ledger made with the first schema only takes the second at open: its
+/// orphaned blocks start with their (absent) balance changes out of effect,
+/// the others in effect.
+#[tokio::test]
+async fn sqlite_upgrade_from_the_first_schema() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    std::fs::create_dir(&first).unwrap();
+    let sql = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite/0001_ledger.sql");
+    std::fs::copy(sql, first.join("0001_ledger.sql")).unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let connect = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+    let pool = SqlitePool::connect_with(connect.clone()).await.unwrap();
+    sqlx::migrate::Migrator::new(first.as_path()).await.unwrap().run(&pool).await.unwrap();
+    for (n, status) in [(1u8, "orphaned"), (2, "pending")] {
+        sqlx::query(
+            "INSERT INTO blocks (hash, height, reward, fees, status, confirmations, found_at, finder_address, \
+             finder_worker, network_difficulty, effort) VALUES ($1, $2, 1, 0, $3, 0, 0, 'a', 'w', 1.0, 1.0)",
+        )
+        .bind(BlockHash::from_byte_array([n; 32]).to_string())
+        .bind(i64::from(n))
+        .bind(status)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let ledger = Ledger::open(&Database::Sqlite(path), &LedgerOptions::default()).await.expect("0002 applies");
+    ledger.close().await;
+    let pool = SqlitePool::connect_with(connect).await.unwrap();
+    let flags: Vec<(String, bool)> =
+        sqlx::query_as("SELECT status, balances_in_effect FROM blocks ORDER BY height").fetch_all(&pool).await.unwrap();
+    assert_eq!(flags, [("orphaned".to_owned(), false), ("pending".to_owned(), true)]);
+    pool.close().await;
 }

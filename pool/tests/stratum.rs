@@ -490,6 +490,7 @@ async fn a_block_is_submitted_recorded_and_followed_by_clean_jobs() {
     assert_eq!(recorded.finder_worker, "m0");
     assert_eq!(h.store.shares()[0].block_hash, Some(block.block_hash()));
     // The node's new tip reaches every miner as a clean job.
+    let broadcasts_before = job_broadcasts(&h.pool.metrics.render());
     let started = Instant::now();
     h.new_tip(102, 9, REGTEST_BITS);
     for c in &mut miners {
@@ -504,7 +505,19 @@ async fn a_block_is_submitted_recorded_and_followed_by_clean_jobs() {
     let elapsed = started.elapsed();
     eprintln!("new tip to clean notify on 3 connections: {elapsed:?}");
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    // The broadcast latency is observed once per connection written to
+    // (a job of the refresh in between may add more).
+    let broadcasts = job_broadcasts(&h.pool.metrics.render());
+    assert!(broadcasts >= broadcasts_before + 3, "{broadcasts_before} → {broadcasts}");
     h.stop().await;
+}
+
+/// `satpool_pool_job_broadcast_seconds_count` in the pool's metrics text.
+fn job_broadcasts(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("satpool_pool_job_broadcast_seconds_count "))
+        .map_or(0, |count| count.parse().expect("a count"))
 }
 
 /// The coinbase a notify's halves make (zero extranonce2).

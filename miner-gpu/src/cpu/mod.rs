@@ -2,6 +2,10 @@
 //! them by measurement, and the worker loop that runs one of them per
 //! thread.
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod portable;
 #[cfg(target_arch = "x86_64")]
 pub mod shani;
@@ -18,6 +22,10 @@ pub enum CpuPath {
     Portable,
     /// SHA-NI with this many independent nonces in flight (1 to 4).
     ShaNi(usize),
+    /// AVX2: eight nonces in the lanes of 256-bit registers.
+    Avx2,
+    /// AVX-512: sixteen nonces in the lanes of 512-bit registers.
+    Avx512,
 }
 
 impl fmt::Display for CpuPath {
@@ -25,6 +33,8 @@ impl fmt::Display for CpuPath {
         match self {
             CpuPath::Portable => write!(f, "portable"),
             CpuPath::ShaNi(n) => write!(f, "sha-ni x{n}"),
+            CpuPath::Avx2 => write!(f, "avx2 x8"),
+            CpuPath::Avx512 => write!(f, "avx-512 x16"),
         }
     }
 }
@@ -36,6 +46,14 @@ impl CpuPath {
         #[cfg(target_arch = "x86_64")]
         if shani::available() {
             paths.extend((1..=4).map(CpuPath::ShaNi));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avx2::available() {
+            paths.push(CpuPath::Avx2);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            paths.push(CpuPath::Avx512);
         }
         paths
     }
@@ -54,8 +72,13 @@ impl CpuPath {
             CpuPath::ShaNi(3) => shani::scan::<3>(work, start, count, out),
             #[cfg(target_arch = "x86_64")]
             CpuPath::ShaNi(_) => shani::scan::<4>(work, start, count, out),
+            #[cfg(target_arch = "x86_64")]
+            CpuPath::Avx2 => avx2::scan(work, start, count, out),
+            #[cfg(target_arch = "x86_64")]
+            CpuPath::Avx512 => avx512::scan(work, start, count, out),
+            // Never in `available()` elsewhere; the reference stands in.
             #[cfg(not(target_arch = "x86_64"))]
-            CpuPath::ShaNi(_) => portable::scan(work, start, count, out),
+            CpuPath::ShaNi(_) | CpuPath::Avx2 | CpuPath::Avx512 => portable::scan(work, start, count, out),
         }
     }
 

@@ -4,8 +4,8 @@
 //!
 //! The SHA extensions are reachable only through `core::arch` intrinsics,
 //! which are `unsafe` to call: the compiler cannot know that the CPU has the
-//! feature. This module is the one place in the crate that allows
-//! `unsafe_code`; every unsafe block is entered only after
+//! feature. This module, like the AVX2 and AVX-512 ones, allows
+//! `unsafe_code` for that alone; every unsafe block is entered only after
 //! [`available`] detected the features at run time.
 #![allow(unsafe_code)]
 

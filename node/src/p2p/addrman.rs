@@ -184,6 +184,11 @@ impl AddrMan {
             .map(|(a, _)| *a)
     }
 
+    /// Every address with what the book knows of it, in no order.
+    pub fn entries(&self) -> impl Iterator<Item = (&SocketAddr, &AddrInfo)> {
+        self.addrs.iter()
+    }
+
     /// Addresses to answer `getaddr` with: at most 23 % of the book and at
     /// most 1,000, excluding the stale; `salt` varies the choice.
     pub fn get_addr(&self, now: i64, salt: u64) -> Vec<(SocketAddr, AddrInfo)> {

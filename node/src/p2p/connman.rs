@@ -8,15 +8,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bitcoin::p2p::Magic;
+use bitcoin::p2p::{Magic, ServiceFlags};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use super::peer::{ConnectionType, PeerStats};
+use super::localaddr::LocalAddress;
+use super::peer::{self, ConnectionType, PeerStats};
 use super::processor::{
-    AddNodeOp, BannedInfo, ConnectionCounts, NetError, PeerInfo, Processor, ProcessorConfig, MAX_OUTBOUND_FULL_RELAY,
+    AddNodeOp, BannedInfo, ConnectionCounts, NetError, NodeAddressInfo, PeerInfo, Processor, ProcessorConfig,
+    MAX_OUTBOUND_FULL_RELAY,
 };
 use super::sync::PeerId;
 use super::wire::{self, WireError, HEADER_LEN};
@@ -60,6 +62,48 @@ pub struct P2pArgs {
     /// Seconds a misbehaving peer stays banned.
     #[arg(long, default_value_t = super::misbehavior::DEFAULT_BAN_SECONDS)]
     pub bantime: i64,
+    /// Our public address, announced to peers so that they can connect to
+    /// us (`ip` or `ip:port`, `[ipv6]:port`; the port defaults to the P2P
+    /// port; repeatable). Without it, the address outbound peers say they see
+    /// us at is announced.
+    #[arg(long = "externalip", value_name = "IP[:PORT]")]
+    pub externalip: Vec<ExternalIp>,
+}
+
+/// An `--externalip`: an IP address, with or without a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExternalIp {
+    /// The address.
+    pub ip: IpAddr,
+    /// The port, if given.
+    pub port: Option<u16>,
+}
+
+impl ExternalIp {
+    /// The address with `default_port` where none was given.
+    pub fn with_default_port(self, default_port: u16) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port.unwrap_or(default_port))
+    }
+}
+
+/// An `--externalip` that is not an IP address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an IP address or IP:port (for IPv6 with a port: [address]:port)")]
+pub struct BadExternalIp(String);
+
+impl std::str::FromStr for ExternalIp {
+    type Err = BadExternalIp;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(addr) = s.parse::<SocketAddr>() {
+            return Ok(ExternalIp { ip: addr.ip(), port: Some(addr.port()) });
+        }
+        let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+        match bare.parse::<IpAddr>() {
+            Ok(ip) => Ok(ExternalIp { ip, port: None }),
+            Err(_) => Err(BadExternalIp(s.to_owned())),
+        }
+    }
 }
 
 /// Starting the network failed.
@@ -86,6 +130,8 @@ enum Command {
     ListBanned(oneshot::Sender<Vec<BannedInfo>>),
     ClearBanned(oneshot::Sender<()>),
     Ping(oneshot::Sender<()>),
+    LocalAddresses(oneshot::Sender<Vec<LocalAddress>>),
+    NodeAddresses(usize, Option<String>, oneshot::Sender<Vec<NodeAddressInfo>>),
 }
 
 /// A handle on the running network for the RPC methods. Its calls block
@@ -94,11 +140,15 @@ enum Command {
 pub struct NetHandle {
     commands: mpsc::UnboundedSender<Command>,
     listen_addr: Option<SocketAddr>,
+    local_services: ServiceFlags,
 }
 
 impl std::fmt::Debug for NetHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NetHandle").field("listen_addr", &self.listen_addr).finish()
+        f.debug_struct("NetHandle")
+            .field("listen_addr", &self.listen_addr)
+            .field("local_services", &self.local_services)
+            .finish()
     }
 }
 
@@ -112,6 +162,22 @@ impl NetHandle {
     /// The address the node listens on, if it does.
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         self.listen_addr
+    }
+
+    /// The services we offer (`getnetworkinfo`'s `localservices`).
+    pub fn local_services(&self) -> ServiceFlags {
+        self.local_services
+    }
+
+    /// Our own addresses (`getnetworkinfo`'s `localaddresses`).
+    pub fn local_addresses(&self) -> Result<Vec<LocalAddress>, NetError> {
+        self.ask(Command::LocalAddresses)
+    }
+
+    /// `getnodeaddresses`: up to `count` (0: all) of the address book's
+    /// entries, of `network` (`ipv4`, `ipv6`) or any.
+    pub fn node_addresses(&self, count: usize, network: Option<&str>) -> Result<Vec<NodeAddressInfo>, NetError> {
+        self.ask(|r| Command::NodeAddresses(count, network.map(str::to_owned), r))
     }
 
     /// `getpeerinfo`.
@@ -219,6 +285,13 @@ pub async fn start(
     } else {
         None
     };
+    let listen_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+    // Core's `GetListenPort`: the port we are reachable at, for addresses
+    // given without one.
+    let port = listen_addr.map_or(args.port.unwrap_or(params.default_port), |a| a.port());
+    let pruned = tokio::task::block_in_place(|| node.lock().chain.prune_mode().is_on());
+    let local_services = peer::local_services(pruned);
+    tracing::info!(services = format!("{:016x}", local_services.to_u64()), "P2P local services");
     let connect_disabled = args.connect.iter().any(|c| c == "0");
     let connect: Vec<String> = args.connect.iter().filter(|c| *c != "0").cloned().collect();
     let max_outbound = MAX_OUTBOUND_FULL_RELAY.min(args.maxconnections);
@@ -232,13 +305,15 @@ pub async fn start(
         max_outbound,
         allow_local_addrs: matches!(params.network, ChainNetwork::Regtest | ChainNetwork::Devnet),
         ban_seconds: args.bantime,
+        local_services,
+        listen_port: listen_addr.map(|a| a.port()),
+        external: args.externalip.iter().map(|e| e.with_default_port(port)).collect(),
     };
-    let listen_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let processor = tokio::task::block_in_place(|| Processor::new(node, config));
     let max_message = args.maxmessagesize;
     let task = tokio::spawn(manage(processor, listener, commands_rx, shutdown, magic, max_message));
-    Ok(Network { handle: NetHandle { commands: commands_tx, listen_addr }, task })
+    Ok(Network { handle: NetHandle { commands: commands_tx, listen_addr, local_services }, task })
 }
 
 async fn accept(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
@@ -344,6 +419,8 @@ fn handle_command(processor: &mut Processor, command: Command) {
             processor.ping_all();
             let _ = r.send(());
         }
+        Command::LocalAddresses(r) => drop(r.send(processor.local_addresses())),
+        Command::NodeAddresses(count, network, r) => drop(r.send(processor.node_addresses(count, network.as_deref()))),
     }
 }
 
@@ -441,5 +518,29 @@ async fn run_peer(id: PeerId, stream: TcpStream, conn_type: ConnectionType, targ
     tokio::select! {
         _ = env.events.send(Event::Closed(id)) => {}
         _ = shutdown.wait_for(|s| *s) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn externalip_takes_an_ip_with_or_without_a_port() {
+        let cases: [(&str, Option<SocketAddr>); 7] = [
+            ("1.2.3.4", Some("1.2.3.4:18444".parse().unwrap())),
+            ("1.2.3.4:8333", Some("1.2.3.4:8333".parse().unwrap())),
+            ("2001:db8::1", Some("[2001:db8::1]:18444".parse().unwrap())),
+            ("[2001:db8::1]", Some("[2001:db8::1]:18444".parse().unwrap())),
+            ("[2001:db8::1]:8333", Some("[2001:db8::1]:8333".parse().unwrap())),
+            ("example.com", None),
+            ("1.2.3.4:99999", None),
+        ];
+        for (text, expected) in cases {
+            let parsed = text.parse::<ExternalIp>().ok().map(|e| e.with_default_port(18444));
+            assert_eq!(parsed, expected, "{text}");
+        }
+        let err = "nope".parse::<ExternalIp>().unwrap_err();
+        assert!(err.to_string().contains("'nope'"), "{err}");
     }
 }

@@ -14,6 +14,7 @@
 //! - [`compact`]: BIP 152 compact blocks;
 //! - [`orphans`]: transactions waiting for a parent;
 //! - [`addrman`], [`banlist`], [`misbehavior`]: addresses, bans and scores;
+//! - [`localaddr`]: our own addresses, announced to peers;
 //! - [`processor`]: what each message and each tick does (synchronous, no I/O);
 //! - [`connman`]: the sockets, one tokio task per peer, and shutdown.
 
@@ -21,6 +22,7 @@ pub mod addrman;
 pub mod banlist;
 pub mod compact;
 pub mod connman;
+pub mod localaddr;
 pub mod misbehavior;
 pub mod orphans;
 pub mod peer;
@@ -28,5 +30,5 @@ pub mod processor;
 pub mod sync;
 pub mod wire;
 
-pub use connman::{start, NetHandle, Network, P2pArgs, StartError};
+pub use connman::{start, ExternalIp, NetHandle, Network, P2pArgs, StartError};
 pub use processor::{AddNodeOp, NetError};

@@ -27,26 +27,59 @@ pub const WTXID_RELAY_VERSION: u32 = 70016;
 /// Our user agent (BIP 14).
 pub const USER_AGENT: &str = concat!("/satpool:", env!("CARGO_PKG_VERSION"), "/");
 
-/// The services we offer, as a non-pruned Core node sets them.
-pub fn local_services() -> ServiceFlags {
-    ServiceFlags::NETWORK | ServiceFlags::WITNESS | ServiceFlags::NETWORK_LIMITED
+/// Core's `NODE_NETWORK_LIMITED_ALLOW_CONN_BLOCKS`: while our tip is at
+/// most this many block intervals old, an automatic outbound peer that keeps
+/// only recent blocks (NETWORK_LIMITED without NETWORK) is good enough.
+pub const NODE_NETWORK_LIMITED_ALLOW_CONN_BLOCKS: i64 = 144;
+
+/// The services we offer, as Core sets them (`g_local_services`): WITNESS and
+/// NETWORK_LIMITED always (Core signals LIMITED on full nodes too, so that
+/// peers that need only recent blocks find them among the limited ones), and
+/// NETWORK only when every block is kept: a pruned node cannot serve the
+/// whole chain, so it must not claim to.
+pub fn local_services(pruned: bool) -> ServiceFlags {
+    let services = ServiceFlags::WITNESS | ServiceFlags::NETWORK_LIMITED;
+    if pruned {
+        services
+    } else {
+        services | ServiceFlags::NETWORK
+    }
 }
 
-/// Core's names of service bits (`getpeerinfo`'s `servicesnames`).
-pub fn service_names(services: ServiceFlags) -> Vec<&'static str> {
-    const NAMES: [(u64, &str); 7] = [
-        (1, "NETWORK"),
-        (1 << 2, "BLOOM"),
-        (1 << 3, "WITNESS"),
-        (1 << 6, "COMPACT_FILTERS"),
-        (1 << 10, "NETWORK_LIMITED"),
-        (1 << 11, "P2P_V2"),
-        (1 << 1, "GETUTXO"),
-    ];
+/// Core's `IsLimitedPeer`: it serves only the last
+/// [`super::sync::NODE_NETWORK_LIMITED_MIN_BLOCKS`] blocks.
+pub fn is_limited(services: ServiceFlags) -> bool {
+    !services.has(ServiceFlags::NETWORK) && services.has(ServiceFlags::NETWORK_LIMITED)
+}
+
+/// Core's `GetDesirableServiceFlags`: what an automatic outbound peer must
+/// offer, given its services and how many block intervals old our tip is. A
+/// limited peer will do near the tip; further behind, only a full one.
+pub fn desirable_services(theirs: ServiceFlags, tip_age_blocks: i64) -> ServiceFlags {
+    if theirs.has(ServiceFlags::NETWORK_LIMITED) && tip_age_blocks < NODE_NETWORK_LIMITED_ALLOW_CONN_BLOCKS {
+        ServiceFlags::NETWORK_LIMITED | ServiceFlags::WITNESS
+    } else {
+        ServiceFlags::NETWORK | ServiceFlags::WITNESS
+    }
+}
+
+/// Core's names of service bits (`getpeerinfo`'s `servicesnames`), lowest bit
+/// first; bits Core has no name for print as `UNKNOWN[2^n]`, as Core prints
+/// them (GETUTXO, bit 1, is one of those since Core dropped it).
+pub fn service_names(services: ServiceFlags) -> Vec<String> {
     let bits = services.to_u64();
-    let mut names: Vec<(u64, &str)> = NAMES.iter().copied().filter(|(b, _)| bits & b != 0).collect();
-    names.sort_unstable();
-    names.into_iter().map(|(_, n)| n).collect()
+    (0..64)
+        .filter(|bit| bits & (1u64 << bit) != 0)
+        .map(|bit| match bit {
+            0 => "NETWORK".to_owned(),
+            2 => "BLOOM".to_owned(),
+            3 => "WITNESS".to_owned(),
+            6 => "COMPACT_FILTERS".to_owned(),
+            10 => "NETWORK_LIMITED".to_owned(),
+            11 => "P2P_V2".to_owned(),
+            other => format!("UNKNOWN[2^{other}]"),
+        })
+        .collect()
 }
 
 /// How a connection came about (`getpeerinfo`'s `connection_type`).
@@ -73,13 +106,23 @@ impl ConnectionType {
 
 /// Our `version`, as Core builds it (`PushNodeVersion`): their address with
 /// no services, ours empty, our services, height and relay wish.
-pub fn version_message(their_addr: SocketAddr, nonce: u64, start_height: i32, now: i64) -> VersionMessage {
+///
+/// Unlike Core, which leaves `addr_recv` empty when the peer's address is not
+/// routable, we always fill it in: on loopback and private networks (regtest,
+/// devnet, a LAN) it is what lets the peer learn where it can be reached.
+pub fn version_message(
+    their_addr: SocketAddr,
+    nonce: u64,
+    start_height: i32,
+    now: i64,
+    services: ServiceFlags,
+) -> VersionMessage {
     let empty = SocketAddr::from(([0, 0, 0, 0], 0));
     let mut msg = VersionMessage::new(
-        local_services(),
+        services,
         now,
         Address::new(&their_addr, ServiceFlags::NONE),
-        Address::new(&empty, local_services()),
+        Address::new(&empty, services),
         nonce,
         USER_AGENT.to_owned(),
         start_height,
@@ -98,24 +141,33 @@ pub enum HandshakeError {
     /// Too old a protocol.
     #[error("peer uses protocol version {0}, below the minimum {MIN_PEER_PROTO_VERSION}")]
     TooOld(u32),
-    /// An outbound peer that serves no blocks.
-    #[error("outbound peer offers services {0:#x} without NETWORK or NETWORK_LIMITED, or without WITNESS")]
-    MissingServices(u64),
+    /// An automatic outbound peer without the services we need from it.
+    #[error("peer does not offer the expected services ({offered:08x} offered, {expected:08x} expected)")]
+    MissingServices {
+        /// What it offers.
+        offered: u64,
+        /// What we need.
+        expected: u64,
+    },
 }
 
-/// Core's checks of a received `version`.
-pub fn check_version(msg: &VersionMessage, inbound: bool, our_nonces: &HashSet<u64>) -> Result<(), HandshakeError> {
-    if inbound && our_nonces.contains(&msg.nonce) {
+/// Core's checks of a received `version`. Only automatic outbound peers must
+/// offer `desirable` services (Core's `ExpectServicesFromConn`): the operator
+/// chose manual peers, and inbound ones chose us.
+pub fn check_version(
+    msg: &VersionMessage,
+    conn_type: ConnectionType,
+    our_nonces: &HashSet<u64>,
+    desirable: ServiceFlags,
+) -> Result<(), HandshakeError> {
+    if conn_type == ConnectionType::Inbound && our_nonces.contains(&msg.nonce) {
         return Err(HandshakeError::SelfConnection);
     }
     if msg.version < MIN_PEER_PROTO_VERSION {
         return Err(HandshakeError::TooOld(msg.version));
     }
-    let s = msg.services;
-    if !inbound
-        && (!(s.has(ServiceFlags::NETWORK) || s.has(ServiceFlags::NETWORK_LIMITED)) || !s.has(ServiceFlags::WITNESS))
-    {
-        return Err(HandshakeError::MissingServices(s.to_u64()));
+    if conn_type == ConnectionType::OutboundFullRelay && !msg.services.has(desirable) {
+        return Err(HandshakeError::MissingServices { offered: msg.services.to_u64(), expected: desirable.to_u64() });
     }
     Ok(())
 }
@@ -257,6 +309,13 @@ pub struct Peer {
     pub last_tx: i64,
     /// Addresses it told us of.
     pub addr_processed: u64,
+    /// We send it addresses (Core's `m_addr_relay_enabled`): outbound peers
+    /// from the handshake, inbound ones once they send `addr`, `addrv2` or
+    /// `getaddr` (light clients and block-only peers never do).
+    pub addr_relay: bool,
+    /// When our own address is next announced to it; `None` until the first
+    /// announcement, which is due at once.
+    pub next_local_addr_send: Option<Instant>,
 }
 
 impl Peer {
@@ -307,6 +366,8 @@ impl Peer {
             last_block: 0,
             last_tx: 0,
             addr_processed: 0,
+            addr_relay: false,
+            next_local_addr_send: None,
         }
     }
 
@@ -345,9 +406,11 @@ impl Peer {
 mod tests {
     use super::*;
 
+    const FULL: ServiceFlags = ServiceFlags::NETWORK;
+
     #[test]
     fn our_version_is_cores_shape() {
-        let v = version_message("127.0.0.1:18444".parse().unwrap(), 5, 120, 1_700_000_000);
+        let v = version_message("127.0.0.1:18444".parse().unwrap(), 5, 120, 1_700_000_000, local_services(false));
         assert_eq!(v.version, 70016);
         assert_eq!(v.services.to_u64(), 0x409);
         assert_eq!(v.receiver.services, ServiceFlags::NONE);
@@ -359,18 +422,62 @@ mod tests {
     }
 
     #[test]
+    fn services_and_their_names_are_cores() {
+        let cases: [(&str, ServiceFlags, u64, &[&str]); 4] = [
+            ("full node", local_services(false), 0x409, &["NETWORK", "WITNESS", "NETWORK_LIMITED"]),
+            ("pruned node", local_services(true), 0x408, &["WITNESS", "NETWORK_LIMITED"]),
+            ("unknown bits", ServiceFlags::from(0b10 | 1 << 24), 0x0100_0002, &["UNKNOWN[2^1]", "UNKNOWN[2^24]"]),
+            (
+                "every named bit",
+                ServiceFlags::from(1 | 1 << 2 | 1 << 3 | 1 << 6 | 1 << 10 | 1 << 11),
+                0xc4d,
+                &["NETWORK", "BLOOM", "WITNESS", "COMPACT_FILTERS", "NETWORK_LIMITED", "P2P_V2"],
+            ),
+        ];
+        for (name, services, bits, names) in cases {
+            assert_eq!(services.to_u64(), bits, "{name}");
+            assert_eq!(service_names(services), names, "{name}");
+        }
+        assert!(is_limited(local_services(true)));
+        assert!(!is_limited(local_services(false)));
+        assert!(!is_limited(ServiceFlags::WITNESS), "serves nothing, but is not limited either");
+    }
+
+    #[test]
+    fn limited_peers_are_desirable_only_near_the_tip() {
+        let limited = local_services(true);
+        assert_eq!(desirable_services(limited, 0), ServiceFlags::NETWORK_LIMITED | ServiceFlags::WITNESS);
+        assert_eq!(desirable_services(limited, 143), ServiceFlags::NETWORK_LIMITED | ServiceFlags::WITNESS);
+        assert_eq!(desirable_services(limited, 144), FULL | ServiceFlags::WITNESS);
+        assert_eq!(desirable_services(local_services(false), 0), ServiceFlags::NETWORK_LIMITED | ServiceFlags::WITNESS);
+        assert_eq!(desirable_services(FULL | ServiceFlags::WITNESS, 0), FULL | ServiceFlags::WITNESS);
+    }
+
+    #[test]
     fn versions_are_checked_like_core() {
-        let good = version_message("127.0.0.1:1".parse().unwrap(), 9, 0, 0);
+        use ConnectionType::{Inbound, Manual, OutboundFullRelay};
+        let desirable = desirable_services(FULL, 0);
+        let good = version_message("127.0.0.1:1".parse().unwrap(), 9, 0, 0, local_services(false));
         let nonces: HashSet<u64> = [9].into();
-        assert_eq!(check_version(&good, true, &nonces), Err(HandshakeError::SelfConnection));
-        assert_eq!(check_version(&good, false, &nonces), Ok(()));
+        assert_eq!(check_version(&good, Inbound, &nonces, desirable), Err(HandshakeError::SelfConnection));
+        assert_eq!(check_version(&good, OutboundFullRelay, &nonces, desirable), Ok(()));
         let mut old = good.clone();
         old.version = 200;
-        assert_eq!(check_version(&old, false, &HashSet::new()), Err(HandshakeError::TooOld(200)));
+        assert_eq!(check_version(&old, Manual, &HashSet::new(), desirable), Err(HandshakeError::TooOld(200)));
         let mut spv = good.clone();
         spv.services = ServiceFlags::NONE;
-        assert!(check_version(&spv, true, &HashSet::new()).is_ok(), "inbound light clients are fine");
-        assert_eq!(check_version(&spv, false, &HashSet::new()), Err(HandshakeError::MissingServices(0)));
+        assert!(check_version(&spv, Inbound, &HashSet::new(), desirable).is_ok(), "inbound light clients are fine");
+        assert!(check_version(&spv, Manual, &HashSet::new(), desirable).is_ok(), "the operator chose it");
+        assert_eq!(
+            check_version(&spv, OutboundFullRelay, &HashSet::new(), desirable),
+            Err(HandshakeError::MissingServices { offered: 0, expected: 0x9 })
+        );
+        let mut pruned = good.clone();
+        pruned.services = local_services(true);
+        let far_behind = desirable_services(pruned.services, 1000);
+        assert!(check_version(&pruned, OutboundFullRelay, &HashSet::new(), far_behind).is_err());
+        let near_tip = desirable_services(pruned.services, 1);
+        assert!(check_version(&pruned, OutboundFullRelay, &HashSet::new(), near_tip).is_ok());
     }
 
     #[test]

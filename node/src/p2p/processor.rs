@@ -31,6 +31,7 @@ use serde::Serialize;
 use super::addrman::{self, AddrMan};
 use super::banlist::{self, BanEntry, BanList, Subnet};
 use super::compact::{self, PartialBlock};
+use super::localaddr::{self, LocalAddress, LocalAddresses};
 use super::misbehavior::{Misbehavior, Verdict, DEFAULT_BAN_SECONDS};
 use super::orphans::Orphanage;
 use super::peer::{self, ConnectionType, Peer, PeerStats};
@@ -94,6 +95,13 @@ pub struct ProcessorConfig {
     pub allow_local_addrs: bool,
     /// Seconds a misbehaving peer stays banned.
     pub ban_seconds: i64,
+    /// The services we offer (NETWORK only when not pruned).
+    pub local_services: ServiceFlags,
+    /// The port we accept connections on; `None` when not listening, and
+    /// then our address is never announced.
+    pub listen_port: Option<u16>,
+    /// `--externalip`: our addresses as the operator gives them.
+    pub external: Vec<SocketAddr>,
 }
 
 /// `addnode`'s command.
@@ -148,7 +156,7 @@ pub struct PeerInfo {
     /// Service bits, 16 hex digits.
     pub services: String,
     /// Their names.
-    pub servicesnames: Vec<&'static str>,
+    pub servicesnames: Vec<String>,
     /// Whether it relays transactions to us.
     pub relaytxes: bool,
     /// Unix time of the last send.
@@ -233,6 +241,21 @@ pub struct BannedInfo {
     pub ban_reason: String,
 }
 
+/// One row of `getnodeaddresses`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeAddressInfo {
+    /// Unix time it was last said to be online.
+    pub time: i64,
+    /// Its service bits.
+    pub services: u64,
+    /// The IP address.
+    pub address: String,
+    /// The port.
+    pub port: u16,
+    /// `ipv4` or `ipv6`.
+    pub network: &'static str,
+}
+
 /// Connection counts for `getnetworkinfo`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnectionCounts {
@@ -264,6 +287,7 @@ pub struct Processor {
     /// Target strings of live outbound peers, by peer.
     peer_targets: HashMap<PeerId, String>,
     addrman: AddrMan,
+    local_addrs: LocalAddresses,
     banlist: BanList,
     download: BlockDownload,
     header_chain: HeaderChain,
@@ -325,6 +349,7 @@ impl Processor {
             chain.set_tip(index, &best);
             (best.hash, chain, n.chain.tip().hash)
         });
+        let local_addrs = LocalAddresses::new(&config.external, config.listen_port.is_some(), config.allow_local_addrs);
         let now = Instant::now();
         let mut targets = HashMap::new();
         for t in config.connect.iter().chain(&config.addnode) {
@@ -336,6 +361,7 @@ impl Processor {
             peers: HashMap::new(),
             peer_targets: HashMap::new(),
             addrman,
+            local_addrs,
             banlist,
             download: BlockDownload::default(),
             header_chain,
@@ -430,7 +456,8 @@ impl Processor {
     fn send_version(&mut self, id: PeerId) {
         let height = self.node.lock().chain.tip().height as i32;
         let Some(peer) = self.peers.get(&id) else { return };
-        let msg = peer::version_message(peer.addr, peer.our_nonce, height, Self::unix_now());
+        let msg =
+            peer::version_message(peer.addr, peer.our_nonce, height, Self::unix_now(), self.config.local_services);
         self.send(id, NetworkMessage::Version(msg));
     }
 
@@ -629,12 +656,14 @@ impl Processor {
     }
 
     fn on_version(&mut self, id: PeerId, version: VersionMessage) {
+        let desirable = peer::desirable_services(version.services, self.tip_age_in_blocks());
         let Some(peer) = self.peers.get(&id) else { return };
-        if let Err(e) = peer::check_version(&version, peer.inbound(), &self.our_nonces) {
+        if let Err(e) = peer::check_version(&version, peer.conn_type, &self.our_nonces, desirable) {
             self.disconnect(id, &e.to_string());
             return;
         }
         let inbound = peer.inbound();
+        self.learn_local_address(peer.addr, inbound, &version.receiver);
         let their_version = version.version;
         tracing::debug!(peer = id, version = their_version, agent = %version.user_agent, height = version.start_height, "version received");
         self.with_peer(id, |p| p.version = Some(version));
@@ -662,6 +691,8 @@ impl Processor {
         );
         tracing::info!(peer = id, %addr, inbound, %agent, height, "peer connected");
         if !inbound {
+            // We ask it for addresses below, and so also send it ours.
+            peer.addr_relay = true;
             self.addrman.good(addr, services.to_u64(), Self::unix_now());
         }
         if version >= peer::SENDHEADERS_VERSION {
@@ -701,6 +732,7 @@ impl Processor {
 
     fn on_getaddr(&mut self, id: PeerId) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
+        peer.addr_relay = true;
         // Core answers inbound peers only, once per connection.
         if !peer.inbound() || peer.getaddr_answered {
             return;
@@ -741,6 +773,7 @@ impl Processor {
             return;
         }
         let now = Self::unix_now();
+        self.with_peer(id, |p| p.addr_relay = true);
         let mut new = 0;
         for (addr, services, time) in addrs {
             if self.addrman.add(addr, services, time, now) {
@@ -781,7 +814,18 @@ impl Processor {
             self.sync_peer = Some(id);
             tracing::info!(peer = id, from = self.header_chain.height(), to = their_height, "headers sync started");
         }
-        let locator = self.locator();
+        // Core starts the first request one block back, so that a peer as
+        // far along as we are still answers with a header: that is how we
+        // learn its best block, and so that we may download from it.
+        let locator = {
+            let node = self.node.lock();
+            let index = node.chain.index();
+            let start = index
+                .get(&self.best_header)
+                .filter(|e| e.height > 0)
+                .map_or(self.best_header, |e| e.header.prev_blockhash);
+            sync::locator(index, &start)
+        };
         self.send_getheaders(id, locator);
     }
 
@@ -922,11 +966,12 @@ impl Processor {
             return;
         }
         let Some(best_known) = peer.best_known else { return };
+        let limited = peer::is_limited(serves);
         let node = self.node.clone();
         let plan = node.with(|n| {
             let index = n.chain.index();
             let peer_best = index.get(&best_known)?;
-            Some(sync::plan(index, &self.header_chain, n.chain.tip(), peer_best, &self.download, id))
+            Some(sync::plan(index, &self.header_chain, n.chain.tip(), peer_best, &self.download, id, limited))
         });
         let Some(plan) = plan else { return };
         let now = Instant::now();
@@ -1016,6 +1061,14 @@ impl Processor {
             (node.chain.tip().hash, node.chain.tip().height)
         };
         if tip != self.last_tip {
+            // Blocks connected without us (mined or submitted through RPC)
+            // move the best header too, or our locators would lag behind.
+            let node = self.node.clone();
+            node.with(|n| {
+                if let Some(entry) = n.chain.index().get(&tip).cloned() {
+                    self.set_best_header_if_better(&entry, n.chain.index());
+                }
+            });
             self.recent_rejects.clear();
             // While far behind the best header (initial download) nobody
             // needs each intermediate block announced (Core does the same).
@@ -1261,19 +1314,33 @@ impl Processor {
         let Some(peer) = self.peers.get(&id) else { return };
         let witness = peer.wants_witness();
         let magic = self.config.magic;
+        let pruned = peer::is_limited(self.config.local_services);
         let node = self.node.clone();
-        let (frames, not_found) = node.with(|n| {
+        let (frames, not_found, too_deep) = node.with(|n| {
             let mut frames = Vec::new();
             let mut not_found = Vec::new();
             let tip_height = n.chain.tip().height;
             for item in items {
                 match item {
                     Inventory::WitnessBlock(h) | Inventory::Block(h) | Inventory::CompactBlock(h) => {
+                        let Some(height) = n.chain.index().get(&h).map(|e| e.height) else {
+                            not_found.push(item);
+                            continue;
+                        };
+                        // Core: a pruned node never serves blocks below the
+                        // NETWORK_LIMITED threshold, whether it still has
+                        // them or not (which would tell its prune height),
+                        // and drops the peer so that it does not wait.
+                        if pruned
+                            && tip_height.saturating_sub(height)
+                                > sync::NODE_NETWORK_LIMITED_MIN_BLOCKS + sync::LIMITED_RACE_BUFFER
+                        {
+                            return (frames, not_found, Some(height));
+                        }
                         let Ok(Some(raw)) = n.chain.raw_block(&h) else {
                             not_found.push(item);
                             continue;
                         };
-                        let height = n.chain.index().get(&h).map_or(0, |e| e.height);
                         let frame = match item {
                             Inventory::CompactBlock(_)
                                 if tip_height.saturating_sub(height) < compact::MAX_CMPCTBLOCK_DEPTH =>
@@ -1320,8 +1387,13 @@ impl Processor {
                     _ => {}
                 }
             }
-            (frames, not_found)
+            (frames, not_found, None)
         });
+        if let Some(height) = too_deep {
+            tracing::info!(peer = id, height, "ignoring block request below the NODE_NETWORK_LIMITED threshold");
+            self.disconnect(id, "asked a pruned node for a block below the NODE_NETWORK_LIMITED threshold");
+            return;
+        }
         if let Some(peer) = self.peers.get(&id) {
             for frame in frames {
                 peer.send(frame);
@@ -1611,6 +1683,70 @@ impl Processor {
         }
     }
 
+    // ----- our own address --------------------------------------------------------
+
+    /// Seconds since our tip's timestamp.
+    fn tip_age(&self) -> i64 {
+        Self::unix_now() - i64::from(self.node.lock().chain.tip().header.time)
+    }
+
+    /// Block intervals since our tip (Core's `ApproximateBestBlockDepth`).
+    fn tip_age_in_blocks(&self) -> i64 {
+        let spacing = self.node.lock().chain.params().pow_target_spacing.max(1);
+        self.tip_age() / spacing as i64
+    }
+
+    /// Core's test for initial block download, as `getblockchaininfo` has
+    /// it: the tip is more than a day old.
+    fn in_initial_download(&self) -> bool {
+        self.tip_age() > 24 * 60 * 60
+    }
+
+    /// What a peer's `version` says our address is (`addr_recv`): an
+    /// outbound peer's report may teach us an address, an inbound peer's
+    /// only confirms one (see [`localaddr`]).
+    fn learn_local_address(&mut self, peer: SocketAddr, inbound: bool, reported: &Address) {
+        let (Some(port), Ok(reported)) = (self.config.listen_port, reported.socket_addr()) else { return };
+        if inbound {
+            self.local_addrs.seen_by_inbound(reported, peer.ip());
+        } else {
+            self.local_addrs.seen_by_outbound(reported.ip(), peer.ip(), port);
+        }
+    }
+
+    /// Core's self-announcement (`MaybeSendAddr`): while listening and not in
+    /// initial download, each peer we relay addresses to gets our best
+    /// address right after the handshake, then again after a random delay of
+    /// a day on average.
+    fn announce_local_address(&mut self, now: Instant) {
+        let due = |p: &Peer| p.ready() && p.addr_relay && p.next_local_addr_send.is_none_or(|t| now >= t);
+        if self.config.listen_port.is_none() || !self.peers.values().any(due) {
+            return;
+        }
+        let Some(local) = self.local_addrs.best() else { return };
+        if self.in_initial_download() {
+            return;
+        }
+        let time = Self::unix_now() as u32;
+        let services = self.config.local_services;
+        let magic = self.config.magic;
+        for peer in self.peers.values_mut().filter(|p| due(p)) {
+            let msg = if peer.addrv2 {
+                let addr = match local.ip() {
+                    std::net::IpAddr::V4(v4) => AddrV2::Ipv4(v4),
+                    std::net::IpAddr::V6(v6) => AddrV2::Ipv6(v6),
+                };
+                NetworkMessage::AddrV2(vec![AddrV2Message { time, services, addr, port: local.port() }])
+            } else {
+                NetworkMessage::Addr(vec![(time, Address::new(&local, services))])
+            };
+            tracing::debug!(peer = peer.id, %local, "advertising our address");
+            peer.send(wire::encode_message(magic, msg));
+            let delay = poisson_delay(localaddr::AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL, rand::thread_rng().gen());
+            peer.next_local_addr_send = Some(now + delay);
+        }
+    }
+
     // ----- the clock -------------------------------------------------------------
 
     /// Periodic work: timeouts, pings, relay, downloads, connections, saves.
@@ -1653,6 +1789,7 @@ impl Processor {
         self.after_chain_change();
         self.queue_mempool_announcements();
         self.trickle(now);
+        self.announce_local_address(now);
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for id in ids {
             self.maybe_sync_headers(id);
@@ -1743,7 +1880,7 @@ impl Processor {
                     synced_headers: best.map_or(-1, |b| i64::from(b.height)),
                     synced_blocks,
                     inflight: self.download.heights(p.id),
-                    addr_relay_enabled: true,
+                    addr_relay_enabled: p.addr_relay,
                     addr_processed: p.addr_processed,
                     addr_rate_limited: 0,
                     permissions: Vec::new(),
@@ -1872,6 +2009,50 @@ impl Processor {
             self.send_ping(id);
         }
     }
+
+    /// `getnetworkinfo`'s `localaddresses`.
+    pub fn local_addresses(&self) -> Vec<LocalAddress> {
+        self.local_addrs.list()
+    }
+
+    /// `getnodeaddresses`: up to `count` addresses from the book (all for
+    /// 0), in random order, of one network (`ipv4`, `ipv6`) or any.
+    pub fn node_addresses(&self, count: usize, network: Option<&str>) -> Vec<NodeAddressInfo> {
+        let salt: u64 = rand::thread_rng().gen();
+        let mut rows: Vec<(u64, NodeAddressInfo)> = self
+            .addrman
+            .entries()
+            .map(|(a, i)| {
+                let (ip, network) = match a.ip() {
+                    std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                        Some(v4) => (std::net::IpAddr::V4(v4), "ipv4"),
+                        None => (a.ip(), "ipv6"),
+                    },
+                    v4 => (v4, "ipv4"),
+                };
+                let key = {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    (salt, a).hash(&mut h);
+                    h.finish()
+                };
+                let row = NodeAddressInfo {
+                    time: i.last_seen,
+                    services: i.services,
+                    address: ip.to_string(),
+                    port: a.port(),
+                    network,
+                };
+                (key, row)
+            })
+            .filter(|(_, r)| network.is_none_or(|n| n == r.network))
+            .collect();
+        rows.sort_unstable_by_key(|(k, _)| *k);
+        if count > 0 {
+            rows.truncate(count);
+        }
+        rows.into_iter().map(|(_, r)| r).collect()
+    }
 }
 
 /// Removes a transaction's witness (for peers that did not ask for it).
@@ -1922,6 +2103,9 @@ mod tests {
             max_outbound: 8,
             allow_local_addrs: true,
             ban_seconds: 60,
+            local_services: peer::local_services(false),
+            listen_port: Some(18444),
+            external: Vec::new(),
         };
         (Processor::new(node.clone(), config), node, dir)
     }
@@ -1992,6 +2176,80 @@ mod tests {
         let info = b.peer_info();
         assert_eq!(info[0].synced_headers, 40);
         assert_eq!(info[0].subver, peer::USER_AGENT);
+    }
+
+    /// Connects `b` (outbound) to `a` (inbound) and completes the handshake.
+    fn connect_pair(
+        a: &mut Processor,
+        b: &mut Processor,
+    ) -> (UnboundedReceiver<Vec<u8>>, UnboundedReceiver<Vec<u8>>, Vec<&'static str>) {
+        let (to_b, mut from_a) = unbounded_channel();
+        let (to_a, mut from_b) = unbounded_channel();
+        let addr_a: SocketAddr = "127.0.0.1:18444".parse().unwrap();
+        let addr_b: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        a.on_connected(1, addr_b, None, ConnectionType::Inbound, None, to_b, Arc::default());
+        b.on_connected(1, addr_a, None, ConnectionType::Manual, Some(addr_a.to_string()), to_a, Arc::default());
+        let seen = pump(a, &mut from_a, b, &mut from_b);
+        (from_a, from_b, seen)
+    }
+
+    #[test]
+    fn our_address_is_announced_after_the_handshake_and_again_later() {
+        let (mut a, _node_a, _da) = processor(1);
+        a.config.external = vec!["127.0.0.2:18444".parse().unwrap()];
+        a.local_addrs = LocalAddresses::new(&a.config.external, true, true);
+        let (mut b, _node_b, _db) = processor(1);
+        let (mut from_a, mut from_b, mut seen) = connect_pair(&mut a, &mut b);
+        // The announcement goes out at the next tick after the handshake.
+        a.on_tick();
+        b.on_tick();
+        seen.extend(pump(&mut a, &mut from_a, &mut b, &mut from_b));
+        assert!(seen.contains(&"addrv2"), "{seen:?}");
+        let learnt: SocketAddr = "127.0.0.2:18444".parse().unwrap();
+        assert!(b.addrman.get(&learnt).is_some(), "b learnt a's address from its announcement");
+        assert_eq!(b.addrman.get(&learnt).unwrap().services, 0x409);
+        // B learnt its own address from A's version (B connected out to A).
+        assert_eq!(b.local_addresses()[0].addr, "127.0.0.1:18444".parse::<SocketAddr>().unwrap());
+        assert_eq!(a.local_addresses()[0].score, localaddr::LOCAL_MANUAL);
+        // Nothing more until the next announcement is due; then once more.
+        a.on_tick();
+        assert!(from_a.try_recv().is_err(), "no second announcement yet");
+        a.peers.get_mut(&1).unwrap().next_local_addr_send = Some(Instant::now());
+        a.on_tick();
+        let again: Vec<NetworkMessage> =
+            std::iter::from_fn(|| from_a.try_recv().ok()).map(|f| wire::decode_frame(&f).unwrap()).collect();
+        assert!(
+            again.iter().any(|m| matches!(m, NetworkMessage::AddrV2(l) if l.len() == 1 && l[0].port == 18444)),
+            "{again:?}"
+        );
+        let next = a.peers[&1].next_local_addr_send.unwrap();
+        assert!(next > Instant::now(), "rescheduled");
+    }
+
+    #[test]
+    fn a_pruned_node_refuses_blocks_below_the_limited_threshold() {
+        let (mut a, node_a, _da) = processor(300);
+        a.config.local_services = peer::local_services(true);
+        let (mut b, _node_b, _db) = processor(0);
+        let (mut from_a, _from_b, _) = connect_pair(&mut a, &mut b);
+        let hash_at = |h: u32| node_a.lock().chain.index().active_hash(h).unwrap();
+        // Within the last 290 blocks: served.
+        a.on_message(1, NetworkMessage::GetData(vec![Inventory::WitnessBlock(hash_at(10))]));
+        let served: Vec<NetworkMessage> =
+            std::iter::from_fn(|| from_a.try_recv().ok()).map(|f| wire::decode_frame(&f).unwrap()).collect();
+        assert!(served.iter().any(|m| matches!(m, NetworkMessage::Block(_))), "{served:?}");
+        assert_eq!(a.counts().inbound, 1);
+        // A block it does not know: notfound, as before.
+        a.on_message(1, NetworkMessage::GetData(vec![Inventory::WitnessBlock(BlockHash::from_byte_array([7; 32]))]));
+        let unknown = wire::decode_frame(&from_a.try_recv().unwrap()).unwrap();
+        assert!(matches!(unknown, NetworkMessage::NotFound(_)), "{unknown:?}");
+        assert_eq!(a.counts().inbound, 1);
+        // Deeper: not served, and the peer is let go.
+        a.on_message(1, NetworkMessage::GetData(vec![Inventory::WitnessBlock(hash_at(9))]));
+        let after: Vec<NetworkMessage> =
+            std::iter::from_fn(|| from_a.try_recv().ok()).map(|f| wire::decode_frame(&f).unwrap()).collect();
+        assert!(!after.iter().any(|m| matches!(m, NetworkMessage::Block(_))), "{after:?}");
+        assert_eq!(a.counts().inbound, 0);
     }
 
     #[test]

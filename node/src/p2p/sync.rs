@@ -26,6 +26,13 @@ pub const BLOCK_STALLING_TIMEOUT: Duration = Duration::from_secs(2);
 pub const BLOCK_DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Core's `MAX_HEADERS_RESULTS`.
 pub const MAX_HEADERS_RESULTS: usize = 2000;
+/// Core's `NODE_NETWORK_LIMITED_MIN_BLOCKS` (BIP 159): a peer that signals
+/// NETWORK_LIMITED without NETWORK serves at least the last this many blocks.
+pub const NODE_NETWORK_LIMITED_MIN_BLOCKS: u32 = 288;
+/// Core's margin below [`NODE_NETWORK_LIMITED_MIN_BLOCKS`] when asking a
+/// limited peer (its tip may move on while we ask), and above it when a
+/// pruned node refuses to serve.
+pub const LIMITED_RACE_BUFFER: u32 = 2;
 
 /// The hashes of the best header chain by height, kept up to date cheaply.
 #[derive(Debug, Default, Clone)]
@@ -206,9 +213,18 @@ pub struct Plan {
     pub blocked_by: Option<BlockHash>,
 }
 
+/// Whether a limited peer whose best block is at `peer_best_height` may be
+/// asked for the block at `height` (Core's check in `FindNextBlocks`).
+pub fn limited_peer_serves(peer_best_height: u32, height: u32) -> bool {
+    peer_best_height.saturating_sub(height) < NODE_NETWORK_LIMITED_MIN_BLOCKS - LIMITED_RACE_BUFFER
+}
+
 /// Which blocks `peer`, whose best header is `peer_best`, should be asked
 /// for: those on its chain beyond our `tip`, within the window, that we
-/// neither have nor have asked anyone for; at most its free slots.
+/// neither have nor have asked anyone for; at most its free slots. A
+/// `limited` peer (pruned: NETWORK_LIMITED without NETWORK) is asked only for
+/// blocks less than 286 below its best one; deeper ones are left to others,
+/// as Core does.
 pub fn plan(
     index: &BlockIndex,
     best: &HeaderChain,
@@ -216,6 +232,7 @@ pub fn plan(
     peer_best: &IndexEntry,
     download: &BlockDownload,
     peer: PeerId,
+    limited: bool,
 ) -> Plan {
     let mut out = Plan::default();
     let free = download.free_slots(peer);
@@ -259,6 +276,7 @@ pub fn plan(
                 }
             }
             Some(_) => {}
+            None if limited && !limited_peer_serves(peer_best.height, entry.height) => {}
             None => {
                 out.fetch.push((hash, entry.height));
                 if out.fetch.len() >= free {
@@ -356,19 +374,19 @@ mod tests {
         let mut download = BlockDownload::default();
         let now = Instant::now();
         let tip = &main[10];
-        let first = plan(&index, &best, tip, &main[3000], &download, 1);
+        let first = plan(&index, &best, tip, &main[3000], &download, 1, false);
         assert_eq!(first.fetch.len(), MAX_BLOCKS_IN_TRANSIT_PER_PEER);
         assert_eq!(first.fetch[0].1, 11);
         for (h, height) in &first.fetch {
             download.request(1, *h, *height, now);
         }
         assert_eq!(download.free_slots(1), 0);
-        assert!(plan(&index, &best, tip, &main[3000], &download, 1).fetch.is_empty());
-        let second = plan(&index, &best, tip, &main[3000], &download, 2);
+        assert!(plan(&index, &best, tip, &main[3000], &download, 1, false).fetch.is_empty());
+        let second = plan(&index, &best, tip, &main[3000], &download, 2, false);
         assert_eq!(second.fetch[0].1, 27, "peer 2 takes the next blocks");
         assert_eq!(second.blocked_by, None);
         // A peer whose chain has less work than our tip gets nothing.
-        assert!(plan(&index, &best, &main[3000], &main[2000], &download, 3).fetch.is_empty());
+        assert!(plan(&index, &best, &main[3000], &main[2000], &download, 3, false).fetch.is_empty());
     }
 
     #[test]
@@ -382,13 +400,40 @@ mod tests {
         for e in &main[1..=40] {
             download.request(1, e.hash, e.height, now);
         }
-        let p = plan(&index, &best, &main[0], &main[40], &download, 2);
+        let p = plan(&index, &best, &main[0], &main[40], &download, 2, false);
         assert!(p.fetch.is_empty());
         assert_eq!(p.blocked_by, Some(main[1].hash));
         assert_eq!(download.timed_out(now + Duration::from_secs(61), BLOCK_DOWNLOAD_TIMEOUT), vec![1]);
         // Peer 1 goes: its blocks are free for peer 2.
         assert_eq!(download.peer_gone(1).len(), 40);
-        assert_eq!(plan(&index, &best, &main[0], &main[40], &download, 2).fetch[0].1, 1);
+        assert_eq!(plan(&index, &best, &main[0], &main[40], &download, 2, false).fetch[0].1, 1);
+    }
+
+    #[test]
+    fn limited_peers_are_asked_only_for_their_last_286_blocks() {
+        let (index, main, _) = index(400, 0, 0, 0);
+        let mut best = HeaderChain::default();
+        best.set_tip(&index, &main[400]);
+        let mut download = BlockDownload::default();
+        let now = Instant::now();
+        // A pruned peer at 400 keeps at least 288 blocks; we ask from 400 - 285 on.
+        let p = plan(&index, &best, &main[0], &main[400], &download, 1, true);
+        assert_eq!(p.fetch.first().map(|f| f.1), Some(115));
+        assert_eq!(p.fetch.len(), MAX_BLOCKS_IN_TRANSIT_PER_PEER);
+        assert_eq!(p.blocked_by, None, "skipped blocks are nobody's stall");
+        assert!(!limited_peer_serves(400, 114));
+        assert!(limited_peer_serves(400, 115));
+        assert!(limited_peer_serves(10, 0), "a short chain is served whole");
+        // A full peer is asked from the bottom; the limited one then takes the top.
+        let full = plan(&index, &best, &main[0], &main[400], &download, 2, false);
+        assert_eq!(full.fetch.first().map(|f| f.1), Some(1));
+        for (h, height) in &full.fetch {
+            download.request(2, *h, *height, now);
+        }
+        assert_eq!(plan(&index, &best, &main[0], &main[400], &download, 1, true).fetch[0].1, 115);
+        // Near its tip a limited peer serves everything we lack.
+        let p = plan(&index, &best, &main[300], &main[400], &download, 1, true);
+        assert_eq!(p.fetch.first().map(|f| f.1), Some(301));
     }
 
     #[test]
@@ -398,7 +443,7 @@ mod tests {
         best.set_tip(&index, fork.last().unwrap());
         let download = BlockDownload::default();
         // Our tip (main 20) is not on the best header chain.
-        let p = plan(&index, &best, &main[20], fork.last().unwrap(), &download, 1);
+        let p = plan(&index, &best, &main[20], fork.last().unwrap(), &download, 1, false);
         assert_eq!(p.fetch.first().map(|f| f.1), Some(16));
         assert_eq!(p.fetch.len(), 10);
     }

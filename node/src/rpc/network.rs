@@ -1,6 +1,7 @@
 //! The network's methods: `addnode`, `getpeerinfo`, `getconnectioncount`,
-//! `getnetworkinfo`, `disconnectnode`, `setban`, `listbanned`,
-//! `clearbanned` and `ping`, with Bitcoin Core's results and error codes.
+//! `getnetworkinfo`, `getnodeaddresses`, `disconnectnode`, `setban`,
+//! `listbanned`, `clearbanned` and `ping`, with Bitcoin Core's results and
+//! error codes.
 
 use satpool_rpc::{Arg, ErrorCode, Request, RpcError};
 use serde_json::{json, Value};
@@ -16,6 +17,7 @@ pub(super) const METHODS: &[&str] = &[
     "getpeerinfo",
     "getconnectioncount",
     "getnetworkinfo",
+    "getnodeaddresses",
     "disconnectnode",
     "setban",
     "listbanned",
@@ -85,13 +87,13 @@ impl NodeRpc {
                     let config = node.mempool.config();
                     (config.min_relay_fee.sat_per_kvb(), config.incremental_relay_fee.sat_per_kvb())
                 };
-                let services = peer::local_services();
+                let services = net.local_services();
                 let network = |name: &str, reachable: bool| json!({"name": name, "limited": !reachable, "reachable": reachable, "proxy": "", "proxy_randomize_credentials": false});
                 let local_addresses: Vec<Value> = net
-                    .listen_addr()
-                    .filter(|a| !a.ip().is_unspecified() && !a.ip().is_loopback())
-                    .map(|a| json!({"address": a.ip().to_string(), "port": a.port(), "score": 1}))
-                    .into_iter()
+                    .local_addresses()
+                    .map_err(net_error)?
+                    .iter()
+                    .map(|a| json!({"address": a.addr.ip().to_string(), "port": a.addr.port(), "score": a.score}))
                     .collect();
                 Ok(json!({
                     "version": client_version(),
@@ -117,6 +119,21 @@ impl NodeRpc {
                     "localaddresses": local_addresses,
                     "warnings": [],
                 }))
+            }
+            "getnodeaddresses" => {
+                let params = request.params(&[Arg::Optional("count"), Arg::Optional("network")])?;
+                let count: i64 = params.or(0, 1)?;
+                let count =
+                    usize::try_from(count).map_err(|_| RpcError::invalid_parameter("Address count out of range"))?;
+                let network: Option<String> = params.optional(1)?;
+                match network.as_deref() {
+                    None | Some("ipv4" | "ipv6") => {}
+                    // Networks we never reach: Core answers with nothing.
+                    Some("onion" | "i2p" | "cjdns") => return Ok(json!([])),
+                    Some(other) => return Err(RpcError::invalid_parameter(format!("Network not recognized: {other}"))),
+                }
+                let rows = self.network()?.node_addresses(count, network.as_deref()).map_err(net_error)?;
+                Ok(serde_json::to_value(rows).expect("address rows serialise"))
             }
             "disconnectnode" => {
                 let params = request.params(&[Arg::Optional("address"), Arg::Optional("nodeid")])?;

@@ -1,14 +1,15 @@
 //! [`ShareStore`] in memory: the ledger's twin for tests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use bitcoin::{Amount, BlockHash};
+use bitcoin::{Amount, BlockHash, SignedAmount};
 
 use super::{
-    bucket_start, cut_window, cut_worker_window, sum_by_worker, to_millis, BlockRecord, BlockStatus, LedgerError,
-    PaidTotal, PayoutRecord, SeriesPoint, ShareRecord, ShareStore, WindowShare, WindowWorker, WorkerActivity,
+    bucket_start, cut_window, cut_worker_window, log_moved, log_recorded, merge_changes, move_balance, sum_by_worker,
+    to_millis, BalanceChange, BalanceMove, BlockRecord, BlockStatus, LedgerError, PaidTotal, PayoutRecord, SeriesPoint,
+    ShareRecord, ShareStore, WindowShare, WindowWorker, WorkerActivity,
 };
 
 #[derive(Debug, Default)]
@@ -17,6 +18,10 @@ struct Inner {
     blocks: Vec<BlockRecord>,
     payouts: Vec<(BlockHash, String, Amount)>,
     balances: Vec<(String, Amount)>,
+    /// Each block's changes to the balances: `(address, delta, applied)`.
+    changes: HashMap<BlockHash, Vec<(String, i64, i64)>>,
+    /// Whether each block's changes are in `balances` now.
+    in_effect: HashMap<BlockHash, bool>,
     batches: usize,
     fail_next: usize,
 }
@@ -46,6 +51,25 @@ impl MemoryStore {
     /// How many share batches were committed.
     pub fn batches(&self) -> usize {
         self.lock().batches
+    }
+
+    /// A block's changes to the balances owed, by address, as
+    /// [`super::Ledger::balance_changes`] gives them.
+    pub fn balance_changes(&self, block: &BlockHash) -> Vec<BalanceChange> {
+        let inner = self.lock();
+        let mut changes: Vec<BalanceChange> = inner
+            .changes
+            .get(block)
+            .into_iter()
+            .flatten()
+            .map(|(address, delta, applied)| BalanceChange {
+                address: address.clone(),
+                delta: SignedAmount::from_sat(*delta),
+                applied: SignedAmount::from_sat(*applied),
+            })
+            .collect();
+        changes.sort_by(|a, b| a.address.cmp(&b.address));
+        changes
     }
 
     /// Makes the next `n` share batches fail.
@@ -92,12 +116,38 @@ impl ShareStore for MemoryStore {
         &self,
         block: &BlockRecord,
         payouts: &[(String, Amount)],
-        owed: &[(String, Amount)],
+        changes: &[(String, SignedAmount)],
     ) -> Result<(), LedgerError> {
+        let changes = merge_changes(changes)?;
+        let in_effect = block.status != BlockStatus::Orphaned;
         let mut inner = self.lock();
+        // Computed in full before anything changes: all or nothing, as a transaction.
+        let mut balances: BTreeMap<String, i64> =
+            inner.balances.iter().map(|(a, v)| (a.clone(), i64::try_from(v.to_sat()).unwrap_or(i64::MAX))).collect();
+        let mut rows = Vec::with_capacity(changes.len());
+        let mut moved = Vec::with_capacity(changes.len());
+        for (address, delta) in changes {
+            if !in_effect {
+                rows.push((address, delta, delta));
+                continue;
+            }
+            let current = balances.get(&address).copied().unwrap_or(0);
+            let m = move_balance(current, delta, BalanceMove::Reapply)?;
+            balances.insert(address.clone(), m.balance);
+            rows.push((address.clone(), delta, m.applied));
+            moved.push((address, m));
+        }
         inner.blocks.push(block.clone());
         inner.payouts.extend(payouts.iter().map(|(a, v)| (block.hash, a.clone(), *v)));
-        inner.balances = owed.iter().filter(|(_, v)| *v > Amount::ZERO).cloned().collect();
+        inner.changes.insert(block.hash, rows);
+        inner.in_effect.insert(block.hash, in_effect);
+        inner.balances = balances
+            .into_iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(a, v)| (a, Amount::from_sat(v.unsigned_abs())))
+            .collect();
+        drop(inner);
+        log_recorded(&block.hash, &moved);
         Ok(())
     }
 
@@ -133,10 +183,41 @@ impl ShareStore for MemoryStore {
         status: BlockStatus,
         confirmations: i64,
     ) -> Result<(), LedgerError> {
-        for block in self.lock().blocks.iter_mut().filter(|b| &b.hash == hash) {
-            block.status = status;
-            block.confirmations = confirmations;
+        let mut inner = self.lock();
+        let set_status = |inner: &mut Inner| {
+            for block in inner.blocks.iter_mut().filter(|b| &b.hash == hash) {
+                block.status = status;
+                block.confirmations = confirmations;
+            }
+        };
+        let in_effect = inner.in_effect.get(hash).copied();
+        let Some(direction) = in_effect.and_then(|e| BalanceMove::between(e, status)) else {
+            set_status(&mut inner);
+            return Ok(());
+        };
+        // Computed in full before anything changes: all or nothing, as a transaction.
+        let mut balances: BTreeMap<String, i64> =
+            inner.balances.iter().map(|(a, v)| (a.clone(), i64::try_from(v.to_sat()).unwrap_or(i64::MAX))).collect();
+        let mut changes = inner.changes.get(hash).cloned().unwrap_or_default();
+        let mut moved = Vec::with_capacity(changes.len());
+        for (address, _, applied) in changes.iter_mut() {
+            let current = balances.get(address.as_str()).copied().unwrap_or(0);
+            let m = move_balance(current, *applied, direction)?;
+            *applied = m.applied;
+            balances.insert(address.clone(), m.balance);
+            moved.push((address.clone(), m));
         }
+        inner.balances = balances
+            .into_iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(a, v)| (a, Amount::from_sat(v.unsigned_abs())))
+            .collect();
+        inner.changes.insert(*hash, changes);
+        inner.in_effect.insert(*hash, direction == BalanceMove::Reapply);
+        set_status(&mut inner);
+        drop(inner);
+        moved.sort_by(|a, b| a.0.cmp(&b.0));
+        log_moved(hash, direction, &moved);
         Ok(())
     }
 

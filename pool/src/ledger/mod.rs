@@ -9,11 +9,38 @@
 //!   only then tells each session its share is safe to acknowledge.
 //! - [`BlockWatcher`] follows the blocks found until they are confirmed (100
 //!   confirmations) or leave the active chain.
+//!
+//! # Balances owed, and orphaned blocks
+//!
+//! Credits too small for a coinbase output are kept as balances owed and
+//! paid by a later coinbase. Each block records, with itself and in the same
+//! transaction, its change to each address's balance ([`BalanceChange`]: the
+//! balance after it less the balance its job's payout started from), and
+//! applies that change to the balances as they are then. It does not replace
+//! them with those its job computed: between the job's build and the block,
+//! another block may have been recorded or an orphaned block given its
+//! changes back, and those moves stay. An orphaned block's coinbase
+//! paid nobody, so orphaning it takes its changes back — the balances it paid
+//! off are owed again, the credits it added are withdrawn — and a block that
+//! comes back into the active chain applies them again. A flag on the block
+//! says whether its changes are in the balances now; it flips in the same
+//! transaction as the balances move, and only when it differs from what the
+//! status wants, so a repeated call or one after a crash moves nothing twice.
+//!
+//! A balance never goes below zero: when taking a block's credit back would
+//! do so, the credit was already paid by a later block (the miner was
+//! overpaid, and the pool cannot take it back); the balance stops at zero and
+//! a warning names the address and the amount. Likewise when a block is
+//! recorded whose coinbase paid a balance that is no longer owed (two jobs
+//! built on the same balances both paid it, or an orphaned block took the
+//! credit back in the meantime). The block remembers what it
+//! actually moved ([`BalanceChange::applied`]), so that applying it again
+//! moves exactly that back.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bitcoin::{Amount, BlockHash};
+use bitcoin::{Amount, BlockHash, SignedAmount};
 
 mod memory;
 mod recorder;
@@ -178,6 +205,19 @@ pub struct PaidTotal {
     pub pending: Amount,
 }
 
+/// A block's change to one address's balance owed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceChange {
+    /// The payout address.
+    pub address: String,
+    /// The balance after the block less the balance its job's payout
+    /// started from (never zero).
+    pub delta: SignedAmount,
+    /// What the block's last move of this balance actually moved: `delta`,
+    /// unless the balance stopped at zero (see the module's "Balances owed").
+    pub applied: SignedAmount,
+}
+
 /// Why the ledger failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -245,13 +285,21 @@ pub trait ShareStore: Send + Sync + 'static {
     /// Every balance owed, by address.
     fn balances(&self) -> impl Future<Output = Result<Vec<(String, Amount)>, LedgerError>> + Send;
 
-    /// Stores a found block, its coinbase's outputs, and the balances owed
-    /// after it (replacing all balances), in one transaction.
+    /// Stores a found block and its coinbase's outputs, and applies its
+    /// `changes` to the balances owed, in one transaction. `changes` are its
+    /// payout's ([`crate::payout::Payout::balance_changes`]): each address's
+    /// balance after the block less the balance the payout started from.
+    /// Each is added to the balance as it is now, which keeps whatever moved
+    /// the balances since the job was built; a balance that would go below
+    /// zero stops there, with a warning (see the module's "Balances owed").
+    /// The changes are kept with the block (an address listed twice counts
+    /// their sum). A block stored as already orphaned leaves the balances
+    /// as they are: its changes are kept, not in effect.
     fn record_block(
         &self,
         block: &BlockRecord,
         payouts: &[(String, Amount)],
-        owed: &[(String, Amount)],
+        changes: &[(String, SignedAmount)],
     ) -> impl Future<Output = Result<(), LedgerError>> + Send;
 
     /// The blocks that are not yet confirmed (pending or orphaned) from
@@ -265,7 +313,11 @@ pub trait ShareStore: Send + Sync + 'static {
     /// A block's payouts.
     fn payouts(&self, block: &BlockHash) -> impl Future<Output = Result<Vec<(String, Amount)>, LedgerError>> + Send;
 
-    /// Sets a block's status and confirmations.
+    /// Sets a block's status and confirmations. Into `Orphaned`, the block's
+    /// balance changes are taken back; out of it, applied again: in the same
+    /// transaction as the status, once only (a repeated call is a no-op).
+    /// Callers moving several blocks should revert newest first and apply
+    /// oldest first, as [`BlockWatcher`] does.
     fn set_block_status(
         &self,
         hash: &BlockHash,
@@ -327,6 +379,106 @@ pub(crate) fn from_millis(millis: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }
 
+/// A block's changes to the balances owed as stored: in satoshis, summed by
+/// address, zeros left out, by address.
+pub(crate) fn merge_changes(changes: &[(String, SignedAmount)]) -> Result<Vec<(String, i64)>, LedgerError> {
+    let mut merged: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for (address, delta) in changes {
+        let entry = merged.entry(address.as_str()).or_default();
+        *entry = entry.checked_add(delta.to_sat()).ok_or(LedgerError::Amount(delta.to_sat()))?;
+    }
+    Ok(merged.into_iter().filter(|(_, delta)| *delta != 0).map(|(a, d)| (a.to_owned(), d)).collect())
+}
+
+/// Which way a block's balance changes move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BalanceMove {
+    /// The block left the active chain: take its changes back.
+    Revert,
+    /// The block is back in the active chain: apply them again.
+    Reapply,
+}
+
+impl BalanceMove {
+    /// The move that takes a block from its changes being in effect or not
+    /// to what `status` wants; `None` when they already agree.
+    pub(crate) fn between(in_effect: bool, status: BlockStatus) -> Option<BalanceMove> {
+        match (in_effect, status == BlockStatus::Orphaned) {
+            (true, true) => Some(BalanceMove::Revert),
+            (false, false) => Some(BalanceMove::Reapply),
+            _ => None,
+        }
+    }
+}
+
+/// One balance after a block's change moved it ([`move_balance`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MovedBalance {
+    /// The balance now, in satoshis (zero: no row).
+    pub balance: i64,
+    /// The change's new `applied`: what this move actually moved, as a
+    /// change of the block (so that the opposite move moves it back).
+    pub applied: i64,
+    /// How far below zero the balance would have gone: what the miner was
+    /// paid beyond what it is owed.
+    pub overpaid: i64,
+}
+
+/// Moves a balance of `current` satoshis by a block's change that last
+/// moved it by `applied`: back (`Revert`, subtract) or again (`Reapply`,
+/// add), stopping at zero.
+pub(crate) fn move_balance(current: i64, applied: i64, direction: BalanceMove) -> Result<MovedBalance, LedgerError> {
+    let target = match direction {
+        BalanceMove::Revert => current.checked_sub(applied),
+        BalanceMove::Reapply => current.checked_add(applied),
+    }
+    .ok_or(LedgerError::Amount(applied))?;
+    let balance = target.max(0);
+    let applied = match direction {
+        BalanceMove::Revert => current - balance,
+        BalanceMove::Reapply => balance - current,
+    };
+    Ok(MovedBalance { balance, applied, overpaid: balance - target })
+}
+
+/// Logs what moving `block`'s balance changes did: a warning for every
+/// balance that stopped at zero.
+pub(crate) fn log_moved(block: &BlockHash, direction: BalanceMove, moved: &[(String, MovedBalance)]) {
+    for (address, m) in moved.iter().filter(|(_, m)| m.overpaid > 0) {
+        let overpaid = Amount::from_sat(m.overpaid.unsigned_abs());
+        match direction {
+            BalanceMove::Revert => tracing::warn!(
+                %block, address = %address, overpaid_sats = m.overpaid,
+                "an orphaned block's credit to {address} was already paid by a later block: \
+                 {overpaid} overpaid; the balance stops at zero"
+            ),
+            BalanceMove::Reapply => tracing::warn!(
+                %block, address = %address, overpaid_sats = m.overpaid,
+                "a block back in the active chain paid {address} a balance that another block also paid: \
+                 {overpaid} overpaid; the balance stops at zero"
+            ),
+        }
+    }
+    let verb = match direction {
+        BalanceMove::Revert => "orphaned block: its balance changes taken back",
+        BalanceMove::Reapply => "block back in the active chain: its balance changes applied again",
+    };
+    tracing::info!(%block, balances = moved.len(), "{verb}");
+}
+
+/// Logs what recording `block` did to the balances: a warning for every
+/// balance that stopped at zero (its coinbase paid more than is owed now).
+pub(crate) fn log_recorded(block: &BlockHash, moved: &[(String, MovedBalance)]) {
+    for (address, m) in moved.iter().filter(|(_, m)| m.overpaid > 0) {
+        let overpaid = Amount::from_sat(m.overpaid.unsigned_abs());
+        tracing::warn!(
+            %block, address = %address, overpaid_sats = m.overpaid,
+            "a new block paid {address} a balance no longer owed (another block paid it, or an orphaned \
+             block took the credit back): {overpaid} overpaid; the balance stops at zero"
+        );
+    }
+}
+
 /// Cuts newest-first `(address, difficulty)` rows to the window.
 pub(crate) fn cut_window(rows: impl IntoIterator<Item = (String, f64)>, window: f64) -> (Vec<WindowShare>, bool) {
     let mut left = window;
@@ -373,4 +525,73 @@ pub(crate) fn cut_worker_window(
         kept.push((address, worker, difficulty));
     }
     (kept, left <= 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn changes_merge_by_address() {
+        let sat = SignedAmount::from_sat;
+        let changes = [
+            ("b".to_owned(), sat(30)),
+            ("a".to_owned(), sat(-100)),
+            ("b".to_owned(), sat(5)),
+            ("gone".to_owned(), sat(7)),
+            ("gone".to_owned(), sat(-7)),
+            ("zero".to_owned(), sat(0)),
+        ];
+        assert_eq!(merge_changes(&changes).expect("in range"), [("a".to_owned(), -100), ("b".to_owned(), 35)]);
+        assert!(merge_changes(&[("a".to_owned(), sat(i64::MAX)), ("a".to_owned(), sat(1))]).is_err());
+    }
+
+    /// Table: name, balance, the change's `applied`, direction, then the
+    /// balance, `applied` and overpaid amount after the move.
+    #[test]
+    fn moves_stop_at_zero_and_remember_what_moved() {
+        use BalanceMove::{Reapply, Revert};
+        /// Balance, `applied` and overpaid after the move.
+        type After = (i64, i64, i64);
+        let cases: &[(&str, i64, i64, BalanceMove, After)] = &[
+            ("revert a credit", 500, 200, Revert, (300, 200, 0)),
+            ("revert a credit already paid", 0, 200, Revert, (0, 0, 200)),
+            ("revert a credit partly paid", 50, 200, Revert, (0, 50, 150)),
+            ("revert a payment", 0, -300, Revert, (300, -300, 0)),
+            ("reapply a credit", 300, 200, Reapply, (500, 200, 0)),
+            ("reapply a payment", 300, -300, Reapply, (0, -300, 0)),
+            ("reapply a payment another block made", 0, -300, Reapply, (0, 0, 300)),
+            ("reapply what a clamp left", 0, 0, Reapply, (0, 0, 0)),
+        ];
+        for &(name, current, applied, direction, (balance, moved, overpaid)) in cases {
+            let m = move_balance(current, applied, direction).expect(name);
+            assert_eq!((m.balance, m.applied, m.overpaid), (balance, moved, overpaid), "{name}");
+        }
+        assert!(move_balance(i64::MAX, -1, Revert).is_err(), "overflow is an error, not a wrap");
+    }
+
+    #[test]
+    fn a_change_applies_for_the_orphan_status_only() {
+        assert_eq!(BalanceMove::between(true, BlockStatus::Orphaned), Some(BalanceMove::Revert));
+        assert_eq!(BalanceMove::between(false, BlockStatus::Pending), Some(BalanceMove::Reapply));
+        assert_eq!(BalanceMove::between(false, BlockStatus::Confirmed), Some(BalanceMove::Reapply));
+        assert_eq!(BalanceMove::between(true, BlockStatus::Pending), None);
+        assert_eq!(BalanceMove::between(false, BlockStatus::Orphaned), None);
+    }
+
+    proptest! {
+        /// Reverting then applying again (or the other way round) gives the
+        /// balance back exactly, clamped or not.
+        #[test]
+        fn opposite_moves_are_inverses(current in 0i64..=2_100_000_000_000_000, applied in -2_100_000_000_000_000i64..=2_100_000_000_000_000) {
+            for (first, second) in [(BalanceMove::Revert, BalanceMove::Reapply), (BalanceMove::Reapply, BalanceMove::Revert)] {
+                let one = move_balance(current, applied, first).unwrap();
+                prop_assert!(one.balance >= 0);
+                let two = move_balance(one.balance, one.applied, second).unwrap();
+                prop_assert_eq!(two.balance, current);
+                prop_assert_eq!(two.overpaid, 0);
+            }
+        }
+    }
 }

@@ -36,6 +36,14 @@ impl Default for RecorderOptions {
     }
 }
 
+impl RecorderOptions {
+    /// The defaults, with the queue's bound from the configuration
+    /// (`limits.share_queue`).
+    pub fn from_limits(limits: &crate::config::Limits) -> RecorderOptions {
+        RecorderOptions { capacity: limits.share_queue, ..RecorderOptions::default() }
+    }
+}
+
 /// Why a share was not recorded.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RecordError {

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use bitcoin::{Amount, BlockHash};
+use bitcoin::{Amount, BlockHash, SignedAmount};
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -27,19 +27,30 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::QueryBuilder;
 
 use super::{
-    bucket_start, cut_window, cut_worker_window, from_millis, sum_by_worker, to_millis, BlockRecord, BlockStatus,
-    LedgerError, PaidTotal, PayoutRecord, SeriesPoint, ShareRecord, ShareStore, WindowShare, WindowWorker,
-    WorkerActivity,
+    bucket_start, cut_window, cut_worker_window, from_millis, log_moved, log_recorded, merge_changes, move_balance,
+    sum_by_worker, to_millis, BalanceChange, BalanceMove, BlockRecord, BlockStatus, LedgerError, MovedBalance,
+    PaidTotal, PayoutRecord, SeriesPoint, ShareRecord, ShareStore, WindowShare, WindowWorker, WorkerActivity,
 };
 use crate::config::Database;
 
 /// The SQLite schema, in order; see `migrations/README.md`.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "ledger", include_str!("../../../migrations/sqlite/0001_ledger.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "ledger", include_str!("../../../migrations/sqlite/0001_ledger.sql")),
+    (2, "balance changes", include_str!("../../../migrations/sqlite/0002_balance_changes.sql")),
+];
 
 /// The PostgreSQL schema, in order.
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "ledger", include_str!("../../../migrations/postgres/0001_ledger.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "ledger", include_str!("../../../migrations/postgres/0001_ledger.sql")),
+    (2, "balance changes", include_str!("../../../migrations/postgres/0002_balance_changes.sql")),
+];
+
+/// The PostgreSQL advisory lock that the transactions writing balances
+/// take first (`pg_advisory_xact_lock`): pool servers sharing one database
+/// then never interleave a block's record with another block's revert.
+/// (SQLite needs none: those transactions write first, which takes its one
+/// write lock before they read.) The value is "satpool1" in ASCII.
+const BALANCES_LOCK: i64 = 0x7361_7470_6f6f_6c31;
 
 /// Rows per multi-row `INSERT` (8 parameters each: well under SQLite's and
 /// PostgreSQL's limits on parameters per statement).
@@ -94,6 +105,14 @@ pub struct LedgerOptions {
 impl Default for LedgerOptions {
     fn default() -> Self {
         LedgerOptions { max_connections: 8, postgres_schema: None }
+    }
+}
+
+impl LedgerOptions {
+    /// The defaults, with the connections from the configuration
+    /// (`limits.db_connections`).
+    pub fn from_limits(limits: &crate::config::Limits) -> LedgerOptions {
+        LedgerOptions { max_connections: limits.db_connections, ..LedgerOptions::default() }
     }
 }
 
@@ -247,6 +266,32 @@ impl Ledger {
         Ok(Some((mode, sync)))
     }
 
+    /// A block's changes to the balances owed, by address (for checks and
+    /// for operators reconciling an orphaned block).
+    pub async fn balance_changes(&self, block: &BlockHash) -> Result<Vec<BalanceChange>, LedgerError> {
+        let rows: Vec<(String, i64, i64)> = with_pool!(self, pool, _Db => {
+            sqlx::query_as(
+                "SELECT address, delta, applied FROM balance_changes WHERE block_hash = $1 ORDER BY address",
+            )
+            .bind(block.to_string())
+            .fetch_all(pool)
+            .await
+            .map_err(query_error("reading balance changes"))?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(address, delta, applied)| BalanceChange {
+                address,
+                delta: SignedAmount::from_sat(delta),
+                applied: SignedAmount::from_sat(applied),
+            })
+            .collect())
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
     /// Closes every connection (SQLite checkpoints its log).
     pub async fn close(&self) {
         with_pool!(self, pool, _Db => pool.close().await)
@@ -358,23 +403,31 @@ impl ShareStore for Ledger {
         &self,
         block: &BlockRecord,
         payouts: &[(String, Amount)],
-        owed: &[(String, Amount)],
+        changes: &[(String, SignedAmount)],
     ) -> Result<(), LedgerError> {
         let payouts = payouts.iter().map(|(a, v)| Ok((a.as_str(), sats(*v)?))).collect::<Result<Vec<_>, _>>()?;
-        let owed = owed
-            .iter()
-            .filter(|(_, v)| *v > Amount::ZERO)
-            .map(|(a, v)| Ok((a.as_str(), sats(*v)?)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let changes = merge_changes(changes)?;
         let now = to_millis(SystemTime::now());
         let reward = sats(block.reward)?;
         let fees = sats(block.fees)?;
-        with_pool!(self, pool, _Db => {
+        let in_effect = block.status != BlockStatus::Orphaned;
+        let hash = block.hash.to_string();
+        let postgres = self.is_postgres();
+        let moved: Vec<(String, MovedBalance)> = with_pool!(self, pool, Db => {
             let mut tx = pool.begin().await.map_err(query_error("beginning a block record"))?;
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(BALANCES_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("locking the balances"))?;
+            }
+            // First a write: on SQLite it takes the write lock before the balances are read.
             sqlx::query(&format!(
-                "INSERT INTO blocks ({BLOCK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                "INSERT INTO blocks ({BLOCK_COLUMNS}, balances_in_effect) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             ))
-            .bind(block.hash.to_string())
+            .bind(hash.as_str())
             .bind(i64::from(block.height))
             .bind(reward)
             .bind(fees)
@@ -385,30 +438,71 @@ impl ShareStore for Ledger {
             .bind(block.finder_worker.as_str())
             .bind(block.network_difficulty)
             .bind(block.effort)
+            .bind(in_effect)
             .execute(&mut *tx)
             .await
             .map_err(query_error("inserting a block"))?;
             for (address, value) in &payouts {
                 sqlx::query("INSERT INTO payouts (block_hash, address, amount) VALUES ($1, $2, $3)")
-                    .bind(block.hash.to_string())
+                    .bind(hash.as_str())
                     .bind(*address)
                     .bind(*value)
                     .execute(&mut *tx)
                     .await
                     .map_err(query_error("inserting payouts"))?;
             }
-            sqlx::query("DELETE FROM balances").execute(&mut *tx).await.map_err(query_error("clearing balances"))?;
-            for (address, value) in &owed {
-                sqlx::query("INSERT INTO balances (address, amount, updated_at) VALUES ($1, $2, $3)")
-                    .bind(*address)
-                    .bind(*value)
+            // Each change on top of the balance as it is now (not as it was
+            // when the job was built), stopping at zero.
+            let balances: BTreeMap<String, i64> = sqlx::query_as("SELECT address, amount FROM balances")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query_error("reading balances"))?
+                .into_iter()
+                .collect();
+            let mut moved = Vec::with_capacity(changes.len());
+            let mut rows = Vec::with_capacity(changes.len());
+            for (address, delta) in &changes {
+                if !in_effect {
+                    rows.push((address.as_str(), *delta, *delta));
+                    continue;
+                }
+                let current = balances.get(address).copied().unwrap_or(0);
+                let m = move_balance(current, *delta, BalanceMove::Reapply)?;
+                if m.balance > 0 {
+                    sqlx::query(
+                        "INSERT INTO balances (address, amount, updated_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (address) DO UPDATE SET amount = excluded.amount, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(address.as_str())
+                    .bind(m.balance)
                     .bind(now)
                     .execute(&mut *tx)
                     .await
-                    .map_err(query_error("inserting balances"))?;
+                    .map_err(query_error("updating a balance"))?;
+                } else {
+                    sqlx::query("DELETE FROM balances WHERE address = $1")
+                        .bind(address.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error("clearing a balance"))?;
+                }
+                rows.push((address.as_str(), *delta, m.applied));
+                moved.push((address.clone(), m));
             }
-            tx.commit().await.map_err(query_error("committing a block record"))
-        })
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let mut insert =
+                    QueryBuilder::<Db>::new("INSERT INTO balance_changes (block_hash, address, delta, applied) ");
+                insert.push_values(chunk, |mut row, (address, delta, applied)| {
+                    row.push_bind(hash.as_str()).push_bind(*address).push_bind(*delta).push_bind(*applied);
+                });
+                insert.build().execute(&mut *tx).await.map_err(query_error("inserting balance changes"))?;
+            }
+            tx.commit().await.map_err(query_error("committing a block record"))?;
+            moved
+        });
+        log_recorded(&block.hash, &moved);
+        Ok(())
     }
 
     async fn unconfirmed_blocks(&self, min_height: u32) -> Result<Vec<BlockRecord>, LedgerError> {
@@ -452,15 +546,100 @@ impl ShareStore for Ledger {
         status: BlockStatus,
         confirmations: i64,
     ) -> Result<(), LedgerError> {
-        with_pool!(self, pool, _Db => {
-            sqlx::query("UPDATE blocks SET status = $1, confirmations = $2 WHERE hash = $3")
-                .bind(status.as_str())
-                .bind(confirmations)
-                .bind(hash.to_string())
-                .execute(pool)
+        let in_effect = status != BlockStatus::Orphaned;
+        let direction = if in_effect { BalanceMove::Reapply } else { BalanceMove::Revert };
+        let hash_text = hash.to_string();
+        let now = to_millis(SystemTime::now());
+        let postgres = self.is_postgres();
+        let moved: Option<Vec<(String, MovedBalance)>> = with_pool!(self, pool, _Db => {
+            let mut tx = pool.begin().await.map_err(query_error("beginning a block status change"))?;
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(BALANCES_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("locking the balances"))?;
+            }
+            // The flag flips here or not at all: the balances below move
+            // only in the one transaction that flipped it. (First a write:
+            // on SQLite it takes the write lock before anything is read.)
+            let flipped = sqlx::query(
+                "UPDATE blocks SET status = $1, confirmations = $2, balances_in_effect = $3 \
+                 WHERE hash = $4 AND balances_in_effect <> $5",
+            )
+            .bind(status.as_str())
+            .bind(confirmations)
+            .bind(in_effect)
+            .bind(hash_text.as_str())
+            .bind(in_effect)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("updating a block's status"))?
+            .rows_affected()
+                > 0;
+            let moved = if flipped {
+                let changes: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT address, applied FROM balance_changes WHERE block_hash = $1 ORDER BY address",
+                )
+                .bind(hash_text.as_str())
+                .fetch_all(&mut *tx)
                 .await
-                .map_err(query_error("updating a block's status"))?;
+                .map_err(query_error("reading balance changes"))?;
+                let balances: BTreeMap<String, i64> = sqlx::query_as("SELECT address, amount FROM balances")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(query_error("reading balances"))?
+                    .into_iter()
+                    .collect();
+                let mut moved = Vec::with_capacity(changes.len());
+                for (address, applied) in changes {
+                    let current = balances.get(&address).copied().unwrap_or(0);
+                    let m = move_balance(current, applied, direction)?;
+                    if m.balance > 0 {
+                        sqlx::query(
+                            "INSERT INTO balances (address, amount, updated_at) VALUES ($1, $2, $3) \
+                             ON CONFLICT (address) DO UPDATE SET amount = excluded.amount, \
+                             updated_at = excluded.updated_at",
+                        )
+                        .bind(address.as_str())
+                        .bind(m.balance)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error("updating a balance"))?;
+                    } else {
+                        sqlx::query("DELETE FROM balances WHERE address = $1")
+                            .bind(address.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(query_error("clearing a balance"))?;
+                    }
+                    sqlx::query("UPDATE balance_changes SET applied = $1 WHERE block_hash = $2 AND address = $3")
+                        .bind(m.applied)
+                        .bind(hash_text.as_str())
+                        .bind(address.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error("updating a balance change"))?;
+                    moved.push((address, m));
+                }
+                Some(moved)
+            } else {
+                sqlx::query("UPDATE blocks SET status = $1, confirmations = $2 WHERE hash = $3")
+                    .bind(status.as_str())
+                    .bind(confirmations)
+                    .bind(hash_text.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("updating a block's status"))?;
+                None
+            };
+            tx.commit().await.map_err(query_error("committing a block status change"))?;
+            moved
         });
+        if let Some(moved) = moved {
+            log_moved(hash, direction, &moved);
+        }
         Ok(())
     }
 

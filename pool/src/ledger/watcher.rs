@@ -2,6 +2,14 @@
 //! enough to spend (confirmed) or have left the active chain (orphaned).
 //! An orphaned block is looked at again while it is recent, since a
 //! reorganisation can bring it back.
+//!
+//! Orphaning a block takes its changes to the balances owed back, and its
+//! return applies them again ([`ShareStore::set_block_status`]). Within one
+//! look the watcher moves blocks as a node moves its chain in a
+//! reorganisation: first it orphans, newest first, then it brings back,
+//! oldest first. So a later block that paid an earlier one's credits gives
+//! its payment back before the earlier block's credits are withdrawn, and no
+//! balance stops at zero on the way when it need not.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,7 +66,7 @@ impl<S: ShareStore, C: ChainQuery> BlockWatcher<S, C> {
     pub async fn check(&self) -> Result<usize, WatchError> {
         let (_, tip_height) = self.chain.tip().await?;
         let blocks = self.store.unconfirmed_blocks(tip_height.saturating_sub(self.options.horizon)).await?;
-        let mut changed = 0;
+        let mut updates = Vec::new();
         for block in blocks {
             let confirmations = self.chain.confirmations(&block.hash).await?;
             let (status, confirmations) = match confirmations {
@@ -68,11 +76,19 @@ impl<S: ShareStore, C: ChainQuery> BlockWatcher<S, C> {
                 None => (BlockStatus::Orphaned, -1),
             };
             if status != block.status || confirmations != block.confirmations {
-                self.store.set_block_status(&block.hash, status, confirmations).await?;
-                if status != block.status {
-                    tracing::info!(height = block.height, hash = %block.hash, status = status.as_str(), "block status");
-                }
-                changed += 1;
+                updates.push((block, status, confirmations));
+            }
+        }
+        // Orphans first, newest first; then the rest, oldest first (the
+        // store gave them oldest first).
+        let (mut orphaned, rest): (Vec<_>, Vec<_>) =
+            updates.into_iter().partition(|(_, status, _)| *status == BlockStatus::Orphaned);
+        orphaned.reverse();
+        let changed = orphaned.len() + rest.len();
+        for (block, status, confirmations) in orphaned.into_iter().chain(rest) {
+            self.store.set_block_status(&block.hash, status, confirmations).await?;
+            if status != block.status {
+                tracing::info!(height = block.height, hash = %block.hash, status = status.as_str(), "block status");
             }
         }
         Ok(changed)

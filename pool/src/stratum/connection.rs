@@ -23,14 +23,18 @@ use super::limits::{ConnectionPermit, InvalidShares};
 use super::session::Session;
 use super::{FoundBlock, Published, Shared, StratumStats};
 use crate::ledger::{RecordError, ShareRecord};
+use crate::metrics::PoolMetrics;
 use crate::service::SoloJobs;
 use crate::share::{validate, Reject};
 use crate::vardiff::Vardiff;
 
 /// What the writer sends.
 enum Outbound {
-    /// A line shared by many connections (a job).
-    Shared(Arc<str>),
+    /// A job's notify, shared by many connections, with when the job was
+    /// published: the time to the socket is the job broadcast latency.
+    Job { line: Arc<str>, published: Instant },
+    /// What the socket did not take at once of a job's notify.
+    JobRest { rest: String, published: Instant },
     /// A line of this connection's own.
     Line(String),
     /// The answer to a share, once its record is committed.
@@ -111,13 +115,20 @@ struct Out {
     queue: mpsc::Sender<Outbound>,
     write: Arc<OwnedWriteHalf>,
     pending: Arc<AtomicUsize>,
+    metrics: Arc<PoolMetrics>,
 }
 
 impl Out {
     fn send(&self, outbound: Outbound) -> Result<(), End> {
         let outbound = match outbound {
-            Outbound::Shared(line) if self.idle() => self.write_now(line.as_bytes())?,
-            Outbound::Line(line) if self.idle() => self.write_now(line.as_bytes())?,
+            Outbound::Job { line, published } if self.idle() => match self.write_now(line.as_bytes())? {
+                None => {
+                    self.metrics.observe_job_broadcast(published.elapsed());
+                    None
+                }
+                Some(rest) => Some(Outbound::JobRest { rest, published }),
+            },
+            Outbound::Line(line) if self.idle() => self.write_now(line.as_bytes())?.map(Outbound::Line),
             other => Some(other),
         };
         let Some(outbound) = outbound else { return Ok(()) };
@@ -136,12 +147,12 @@ impl Out {
     }
 
     /// Writes what the socket takes now; returns the rest to queue.
-    fn write_now(&self, bytes: &[u8]) -> Result<Option<Outbound>, End> {
+    fn write_now(&self, bytes: &[u8]) -> Result<Option<String>, End> {
         match self.write.try_write(bytes) {
             Ok(n) if n == bytes.len() => Ok(None),
-            Ok(n) => Ok(Some(Outbound::Line(String::from_utf8_lossy(&bytes[n..]).into_owned()))),
+            Ok(n) => Ok(Some(String::from_utf8_lossy(&bytes[n..]).into_owned())),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                Ok(Some(Outbound::Line(String::from_utf8_lossy(bytes).into_owned())))
+                Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
             }
             Err(error) => Err(End::Io(error)),
         }
@@ -163,13 +174,19 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
     let (queue, out_rx) = mpsc::channel(shared.options.outbound_queue.max(4));
     let write = Arc::new(write);
     let pending = Arc::new(AtomicUsize::new(0));
-    let out = Out { queue, write: write.clone(), pending: pending.clone() };
-    let mut writer = AbortOnDrop(tokio::spawn(write_loop(write, out_rx, pending, shared.options.write_timeout)));
+    let out = Out { queue, write: write.clone(), pending: pending.clone(), metrics: shared.metrics.clone() };
+    let mut writer = AbortOnDrop(tokio::spawn(write_loop(
+        write,
+        out_rx,
+        pending,
+        shared.options.write_timeout,
+        shared.metrics.clone(),
+    )));
     let options = &shared.options;
     let now = Instant::now();
     let vardiff = Vardiff::new(options.vardiff.clone(), options.start_difficulty, now);
     let mut connection = Connection {
-        session: Session::new(vardiff, options.extranonce2_size, options.max_jobs),
+        session: Session::new(vardiff, options.extranonce2_size, options.max_jobs, options.max_shares_per_job),
         published: shared.published.clone(),
         own: None,
         pending: Arc::new(Semaphore::new(options.pending_shares.max(1))),
@@ -191,9 +208,6 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
             %peer, len, limit = options.max_line_length, "line too long: answered with an error and disconnected"
         ),
         _ => tracing::info!(%peer, reason = ?end, "connection closed"),
-    }
-    if connection.session.is_ready() {
-        shared.ready.fetch_sub(1, Ordering::Relaxed);
     }
     shared.metrics.connection_closed();
     if let Some(e1) = connection.extranonce1 {
@@ -342,12 +356,7 @@ impl Connection {
         }
         let first = self.session.current_job().is_none();
         self.session.tick(Instant::now());
-        self.send_job(&job, first || published.job.notify.clean_jobs)?;
-        let remaining = published.remaining.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        if remaining == Ok(1) {
-            self.shared.metrics.observe_job_broadcast(published.at.elapsed());
-        }
-        Ok(())
+        self.send_job(&job, first || published.job.notify.clean_jobs)
     }
 
     /// Solo mode: the session's own job for the template of the shared job
@@ -360,7 +369,7 @@ impl Connection {
                 if let Some(own) = self.own.as_ref().filter(|own| Arc::ptr_eq(&own.job, &job)) {
                     return Some(own.clone());
                 }
-                let own = Arc::new(Published::new(job, 0));
+                let own = Arc::new(Published::new(job));
                 self.own = Some(own.clone());
                 Some(own)
             }
@@ -378,7 +387,7 @@ impl Connection {
             self.send(Outbound::Line(Request::notification(Method::SetDifficulty(difficulty)).to_line()))?;
         }
         let line = if clean { &published.clean_line } else { &published.line };
-        self.send(Outbound::Shared(line.clone()))
+        self.send(Outbound::Job { line: line.clone(), published: published.at })
     }
 
     /// After a difficulty change: set_difficulty, and the current job again
@@ -400,7 +409,6 @@ impl Connection {
         if was_ready || !self.session.is_ready() {
             return Ok(());
         }
-        self.shared.ready.fetch_add(1, Ordering::Relaxed);
         self.published.mark_changed();
         self.on_job()
     }
@@ -600,15 +608,24 @@ async fn write_loop(
     mut queue: mpsc::Receiver<Outbound>,
     pending: Arc<AtomicUsize>,
     timeout: std::time::Duration,
+    metrics: Arc<PoolMetrics>,
 ) {
     let mut buf: Vec<u8> = Vec::new();
+    let mut jobs: Vec<Instant> = Vec::new();
     while let Some(first) = queue.recv().await {
         let mut next = Some(first);
         let mut items = 0;
         while let Some(outbound) = next {
             items += 1;
             match outbound {
-                Outbound::Shared(line) => buf.extend_from_slice(line.as_bytes()),
+                Outbound::Job { line, published } => {
+                    buf.extend_from_slice(line.as_bytes());
+                    jobs.push(published);
+                }
+                Outbound::JobRest { rest, published } => {
+                    buf.extend_from_slice(rest.as_bytes());
+                    jobs.push(published);
+                }
                 Outbound::Line(line) => buf.extend_from_slice(line.as_bytes()),
                 Outbound::Ack { id, record } => {
                     let response = match record.await {
@@ -628,6 +645,9 @@ async fn write_loop(
             return;
         }
         buf.clear();
+        for published in jobs.drain(..) {
+            metrics.observe_job_broadcast(published.elapsed());
+        }
         // Only now may the connection write past the queue again.
         pending.fetch_sub(items, Ordering::AcqRel);
     }

@@ -20,7 +20,7 @@
 //! it started has ended.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,9 @@ pub struct StratumOptions {
     pub handshake_timeout: Duration,
     /// Jobs each connection remembers for late shares.
     pub max_jobs: usize,
+    /// Shares remembered per job and connection for the duplicate check
+    /// (see [`crate::share::SeenShares`]).
+    pub max_shares_per_job: usize,
     /// Lines that may wait for a connection's socket; a full queue drops it.
     pub outbound_queue: usize,
     /// Shares of one connection that may wait for the ledger at once; more
@@ -128,6 +131,16 @@ impl StratumOptions {
         options.idle_timeout = limits.idle_timeout;
         options.handshake_timeout = limits.handshake_timeout;
         options.max_jobs = limits.max_jobs;
+        options.max_shares_per_job = limits.max_shares_per_job;
+        options.pending_shares = limits.pending_shares;
+        options.outbound_queue = limits.outbound_queue;
+        options.write_timeout = limits.write_timeout;
+        options.ban_threshold = limits.ban_threshold;
+        options.ban_window = limits.ban_window;
+        options.ban_duration = limits.ban_duration;
+        if let Some(window) = limits.vardiff_window {
+            options.vardiff.retarget_after = window;
+        }
         Ok(options)
     }
 
@@ -147,6 +160,7 @@ impl StratumOptions {
             idle_timeout: Duration::from_secs(600),
             handshake_timeout: Duration::from_secs(30),
             max_jobs: 32,
+            max_shares_per_job: crate::share::DEFAULT_MAX_SHARES_PER_JOB,
             outbound_queue: 256,
             pending_shares: 64,
             ban_threshold: 100,
@@ -191,21 +205,19 @@ struct Published {
     job: Arc<Job>,
     clean_line: Arc<str>,
     line: Arc<str>,
-    /// When it was published.
+    /// When it was published: each connection reports the time from here
+    /// to its notify written to the socket.
     at: Instant,
-    /// Ready connections that have not queued it yet; the one that brings
-    /// it to zero reports the broadcast's duration.
-    remaining: AtomicUsize,
 }
 
 impl Published {
-    fn new(job: Arc<Job>, ready: usize) -> Published {
+    fn new(job: Arc<Job>) -> Published {
         let mut notify = job.notify.clone();
         notify.clean_jobs = true;
         let clean_line: Arc<str> = Request::notification(Method::Notify(notify.clone())).to_line().into();
         notify.clean_jobs = false;
         let line: Arc<str> = Request::notification(Method::Notify(notify)).to_line().into();
-        Published { job, clean_line, line, at: Instant::now(), remaining: AtomicUsize::new(ready) }
+        Published { job, clean_line, line, at: Instant::now() }
     }
 }
 
@@ -234,8 +246,6 @@ struct Shared {
     blocks: mpsc::UnboundedSender<FoundBlock>,
     shutdown: CancellationToken,
     metrics: Arc<PoolMetrics>,
-    /// Connections subscribed and authorized (they get every job).
-    ready: Arc<AtomicUsize>,
     /// In solo mode: each session mines its own job, which pays its payout
     /// address, instead of the shared one.
     solo: Option<Arc<SoloJobs>>,
@@ -270,11 +280,9 @@ impl<S: ShareStore, N: TemplateSource + BlockSubmitter + ChainQuery> StratumServ
         let recorder = pool.recorder.clone();
         let metrics = pool.metrics.clone();
         let solo = (pool.config.payout.mode == PayoutMode::Solo).then(|| pool.solo.clone());
-        let ready = Arc::new(AtomicUsize::new(0));
         let (published_tx, published_rx) = watch::channel(None::<Arc<Published>>);
         let publisher = {
             let shutdown = shutdown.clone();
-            let ready = ready.clone();
             tokio::spawn(async move {
                 loop {
                     let job = jobs.borrow_and_update().clone();
@@ -287,8 +295,7 @@ impl<S: ShareStore, N: TemplateSource + BlockSubmitter + ChainQuery> StratumServ
                                 clean = job.notify.clean_jobs,
                                 "new job"
                             );
-                            let ready = ready.load(Ordering::Relaxed);
-                            published_tx.send_replace(Some(Arc::new(Published::new(job, ready))));
+                            published_tx.send_replace(Some(Arc::new(Published::new(job))));
                         }
                     }
                     tokio::select! {
@@ -312,7 +319,6 @@ impl<S: ShareStore, N: TemplateSource + BlockSubmitter + ChainQuery> StratumServ
             blocks: blocks_tx,
             shutdown: shutdown.clone(),
             metrics,
-            ready,
             solo,
         });
         let local = listener.local_addr().ok();

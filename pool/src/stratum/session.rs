@@ -3,7 +3,7 @@
 //! in force while each was its job. The connection task drives it; tests
 //! drive it directly.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use satpool_stratum::{Extranonce1, ShareDifficulty, VersionMask};
 
 use crate::config::{parse_address, ConfigError, Network};
 use crate::job::Job;
-use crate::share::{ShareJob, ShareSession};
+use crate::share::{SeenShares, ShareJob, ShareSession};
 use crate::vardiff::Vardiff;
 
 /// The longest worker name accepted after `address.`.
@@ -72,8 +72,9 @@ pub struct SentJob {
     pub job: Arc<Job>,
     /// The difficulties in force while it was this session's job, oldest first.
     pub difficulties: Vec<ShareDifficulty>,
-    /// The header hashes accepted on it.
-    pub seen: HashSet<BlockHash>,
+    /// The header hashes accepted on it, up to the cap (see
+    /// [`crate::share`]'s "The duplicate set is bounded").
+    pub seen: SeenShares,
 }
 
 /// One connection's state.
@@ -90,12 +91,13 @@ pub struct Session {
     sent_difficulty: Option<ShareDifficulty>,
     jobs: VecDeque<SentJob>,
     max_jobs: usize,
+    max_shares_per_job: usize,
 }
 
 impl Session {
     /// A fresh connection with this vardiff, extranonce2 size, and room for
-    /// `max_jobs` jobs.
-    pub fn new(vardiff: Vardiff, extranonce2_size: usize, max_jobs: usize) -> Session {
+    /// `max_jobs` jobs of `max_shares_per_job` shares each.
+    pub fn new(vardiff: Vardiff, extranonce2_size: usize, max_jobs: usize, max_shares_per_job: usize) -> Session {
         Session {
             extranonce1: None,
             extranonce2_size,
@@ -108,6 +110,7 @@ impl Session {
             sent_difficulty: None,
             jobs: VecDeque::new(),
             max_jobs: max_jobs.max(1),
+            max_shares_per_job,
         }
     }
 
@@ -228,7 +231,8 @@ impl Session {
         if self.jobs.len() == self.max_jobs {
             self.jobs.pop_front();
         }
-        self.jobs.push_back(SentJob { job, difficulties: vec![difficulty], seen: HashSet::new() });
+        let seen = SeenShares::new(self.max_shares_per_job);
+        self.jobs.push_back(SentJob { job, difficulties: vec![difficulty], seen });
         change
     }
 
@@ -292,7 +296,7 @@ mod tests {
     fn session() -> Session {
         let d = |v| ShareDifficulty::new(v).expect("positive");
         let config = VardiffConfig::new(Duration::from_secs(10), d(0.001), d(1000.0));
-        Session::new(Vardiff::new(config, d(1.0), Instant::now()), 4, 3)
+        Session::new(Vardiff::new(config, d(1.0), Instant::now()), 4, 3, 1_000)
     }
 
     #[test]

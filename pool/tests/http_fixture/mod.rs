@@ -166,7 +166,7 @@ pub async fn fill<S: ShareStore>(store: &S) {
         .record_block(
             &found(3, 100, 2_400, BlockStatus::Pending, 2.0),
             &[(ALICE.into(), sats(500))],
-            &[(BOB.into(), sats(42))],
+            &[(BOB.into(), bitcoin::SignedAmount::from_sat(42))],
         )
         .await
         .expect("block");
