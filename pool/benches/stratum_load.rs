@@ -281,12 +281,15 @@ async fn hold_and_notify(setup: &Setup, connections: usize) {
     }
     latencies.sort();
     let metrics = scrape(setup.http).await;
-    let sum = metric(&metrics, "satpool_pool_job_broadcast_seconds_sum");
     let count = metric(&metrics, "satpool_pool_job_broadcast_seconds_count");
     if count > 0.0 {
+        let sum = metric(&metrics, "satpool_pool_job_broadcast_seconds_sum");
+        let buckets = histogram_buckets(&metrics, "satpool_pool_job_broadcast_seconds");
         println!(
-            "  server side, new job to its notify queued at every connection: mean {:.1} ms over {count} jobs",
-            sum / count * 1e3
+            "  server side, publication → notify written, per connection: mean {:.1} ms, p50 ≤ {:.1} ms, p99 ≤ {:.1} ms ({count} notifies)",
+            sum / count * 1e3,
+            bucket_quantile(&buckets, 0.5) * 1e3,
+            bucket_quantile(&buckets, 0.99) * 1e3,
         );
     }
     let p = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
@@ -297,6 +300,25 @@ async fn hold_and_notify(setup: &Setup, connections: usize) {
         p(1.0).as_secs_f64() * 1e3,
         latencies.len()
     );
+}
+
+/// A histogram's cumulative buckets `(le, count)` from the metrics text.
+fn histogram_buckets(text: &str, family: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{family}_bucket{{le=\"");
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&prefix)?;
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, count.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The upper bound of the bucket holding quantile `q`.
+fn bucket_quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets.iter().find(|(_, count)| *count >= q * total).map_or(f64::NAN, |(le, _)| *le)
 }
 
 /// GET /metrics from the pool's HTTP port, by hand (one request).

@@ -212,7 +212,7 @@ impl PoolMetrics {
         ));
         let job_broadcast = register!(Histogram::with_opts(histogram_opts(
             "job_broadcast_seconds",
-            "Time from a job's publication to its mining.notify written to a connection's socket, observed once per connection.",
+            "Time from a job's publication to its mining.notify written to a connection's socket, observed for each connection that was mining when it was published.",
             latency_buckets()
         )));
         let template_fetch = register!(HistogramVec::new(

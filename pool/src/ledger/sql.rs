@@ -147,6 +147,31 @@ macro_rules! with_pool {
     };
 }
 
+/// Sets `$address`'s balance owed to `$balance` sats in transaction `$tx`
+/// (a row at zero is deleted: the table holds only what is owed).
+macro_rules! set_balance {
+    ($tx:ident, $address:expr, $balance:expr, $now:expr) => {
+        if $balance > 0 {
+            sqlx::query(
+                "INSERT INTO balances (address, amount, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (address) DO UPDATE SET amount = excluded.amount, updated_at = excluded.updated_at",
+            )
+            .bind($address)
+            .bind($balance)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await
+            .map_err(query_error("updating a balance"))?;
+        } else {
+            sqlx::query("DELETE FROM balances WHERE address = $1")
+                .bind($address)
+                .execute(&mut *$tx)
+                .await
+                .map_err(query_error("clearing a balance"))?;
+        }
+    };
+}
+
 fn query_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> LedgerError {
     move |source| LedgerError::Query { operation, source }
 }
@@ -468,25 +493,7 @@ impl ShareStore for Ledger {
                 }
                 let current = balances.get(address).copied().unwrap_or(0);
                 let m = move_balance(current, *delta, BalanceMove::Reapply)?;
-                if m.balance > 0 {
-                    sqlx::query(
-                        "INSERT INTO balances (address, amount, updated_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (address) DO UPDATE SET amount = excluded.amount, \
-                         updated_at = excluded.updated_at",
-                    )
-                    .bind(address.as_str())
-                    .bind(m.balance)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error("updating a balance"))?;
-                } else {
-                    sqlx::query("DELETE FROM balances WHERE address = $1")
-                        .bind(address.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(query_error("clearing a balance"))?;
-                }
+                set_balance!(tx, address.as_str(), m.balance, now);
                 rows.push((address.as_str(), *delta, m.applied));
                 moved.push((address.clone(), m));
             }
@@ -595,25 +602,7 @@ impl ShareStore for Ledger {
                 for (address, applied) in changes {
                     let current = balances.get(&address).copied().unwrap_or(0);
                     let m = move_balance(current, applied, direction)?;
-                    if m.balance > 0 {
-                        sqlx::query(
-                            "INSERT INTO balances (address, amount, updated_at) VALUES ($1, $2, $3) \
-                             ON CONFLICT (address) DO UPDATE SET amount = excluded.amount, \
-                             updated_at = excluded.updated_at",
-                        )
-                        .bind(address.as_str())
-                        .bind(m.balance)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(query_error("updating a balance"))?;
-                    } else {
-                        sqlx::query("DELETE FROM balances WHERE address = $1")
-                            .bind(address.as_str())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(query_error("clearing a balance"))?;
-                    }
+                    set_balance!(tx, address.as_str(), m.balance, now);
                     sqlx::query("UPDATE balance_changes SET applied = $1 WHERE block_hash = $2 AND address = $3")
                         .bind(m.applied)
                         .bind(hash_text.as_str())

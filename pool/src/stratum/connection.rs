@@ -31,10 +31,11 @@ use crate::vardiff::Vardiff;
 /// What the writer sends.
 enum Outbound {
     /// A job's notify, shared by many connections, with when the job was
-    /// published: the time to the socket is the job broadcast latency.
-    Job { line: Arc<str>, published: Instant },
+    /// published if this is its broadcast to a connection that was mining
+    /// then: the time to the socket is the job broadcast latency.
+    Job { line: Arc<str>, published: Option<Instant> },
     /// What the socket did not take at once of a job's notify.
-    JobRest { rest: String, published: Instant },
+    JobRest { rest: String, published: Option<Instant> },
     /// A line of this connection's own.
     Line(String),
     /// The answer to a share, once its record is committed.
@@ -123,7 +124,9 @@ impl Out {
         let outbound = match outbound {
             Outbound::Job { line, published } if self.idle() => match self.write_now(line.as_bytes())? {
                 None => {
-                    self.metrics.observe_job_broadcast(published.elapsed());
+                    if let Some(published) = published {
+                        self.metrics.observe_job_broadcast(published.elapsed());
+                    }
                     None
                 }
                 Some(rest) => Some(Outbound::JobRest { rest, published }),
@@ -356,7 +359,10 @@ impl Connection {
         }
         let first = self.session.current_job().is_none();
         self.session.tick(Instant::now());
-        self.send_job(&job, first || published.job.notify.clean_jobs)
+        // A connection's first job is no broadcast: it waited for the
+        // connection, not the other way round.
+        let broadcast = (!first).then_some(published.at);
+        self.send_job(&job, first || published.job.notify.clean_jobs, broadcast)
     }
 
     /// Solo mode: the session's own job for the template of the shared job
@@ -382,12 +388,12 @@ impl Connection {
     }
 
     /// set_difficulty when it changed, then the notify it applies to.
-    fn send_job(&mut self, published: &Published, clean: bool) -> Result<(), End> {
+    fn send_job(&mut self, published: &Published, clean: bool, broadcast: Option<Instant>) -> Result<(), End> {
         if let Some(difficulty) = self.session.job_sent(published.job.clone()) {
             self.send(Outbound::Line(Request::notification(Method::SetDifficulty(difficulty)).to_line()))?;
         }
         let line = if clean { &published.clean_line } else { &published.line };
-        self.send(Outbound::Job { line: line.clone(), published: published.at })
+        self.send(Outbound::Job { line: line.clone(), published: broadcast })
     }
 
     /// After a difficulty change: set_difficulty, and the current job again
@@ -402,7 +408,7 @@ impl Connection {
         };
         let Some(published) = published else { return Ok(()) };
         let first = self.session.current_job().is_none();
-        self.send_job(&published, first)
+        self.send_job(&published, first, None)
     }
 
     fn became_ready(&mut self, was_ready: bool) -> Result<(), End> {
@@ -620,11 +626,11 @@ async fn write_loop(
             match outbound {
                 Outbound::Job { line, published } => {
                     buf.extend_from_slice(line.as_bytes());
-                    jobs.push(published);
+                    jobs.extend(published);
                 }
                 Outbound::JobRest { rest, published } => {
                     buf.extend_from_slice(rest.as_bytes());
-                    jobs.push(published);
+                    jobs.extend(published);
                 }
                 Outbound::Line(line) => buf.extend_from_slice(line.as_bytes()),
                 Outbound::Ack { id, record } => {
