@@ -333,7 +333,15 @@ where
         match &outcome {
             SubmitOutcome::Accepted => tracing::info!(height = job.height, %hash, finder_address, "block found"),
             SubmitOutcome::Rejected(reason) if outcome.is_lost_race() => {
-                tracing::warn!(height = job.height, %hash, reason, "our block lost the race: another block at this height came first");
+                // At a low network difficulty one batch of work often holds
+                // several blocks at one height: losing to our own first one
+                // is expected, losing to someone else's is worth a warning.
+                let ours = self.store.recent_blocks(1).await?.first().is_some_and(|last| last.height == job.height);
+                if ours {
+                    tracing::debug!(height = job.height, %hash, reason, "a second block of ours at this height: the first one won");
+                } else {
+                    tracing::warn!(height = job.height, %hash, reason, "our block lost the race: another block at this height came first");
+                }
                 return Ok(outcome);
             }
             SubmitOutcome::Rejected(reason) => {
