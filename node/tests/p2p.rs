@@ -7,7 +7,9 @@
 //! an invalid block while the honest nodes carry on. A pruned node signals
 //! NETWORK_LIMITED and not NETWORK, as Core does, and is asked only for the
 //! blocks a limited peer must keep; a node announces its `--externalip` (or
-//! the address its outbound peers see) and its peers learn it.
+//! the address its outbound peers see) and its peers learn it; a fresh
+//! address a peer announces is relayed on to the next node, as Core relays
+//! it, while a long `addr` message is not and a flood is rate-limited.
 //!
 //! The interoperability test against python-bitcoinlib is `p2p_interop.rs`.
 //!
@@ -565,4 +567,82 @@ async fn compact_blocks_are_pushed_to_high_bandwidth_peers_and_missing_transacti
     assert_eq!(txs.transactions.len(), 1);
     assert_eq!(txs.transactions[0].compute_txid().to_string(), txid);
     assert!(!txs.transactions[0].input[0].witness.is_empty(), "sent with its witness");
+}
+
+/// Unix seconds now, as an `addr` timestamp.
+fn unix_now() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32
+}
+
+/// Whether `node`'s address book holds `ip:port`.
+async fn knows_address(node: &Daemon, ip: &str, port: u16) -> bool {
+    let book: Vec<Value> = node.call("getnodeaddresses", json!([0])).await;
+    book.iter().any(|e| e["address"] == ip && e["port"] == port)
+}
+
+/// `node`'s `getpeerinfo` row for the peer connecting from `ip`, if any.
+async fn peer_from(node: &Daemon, ip: IpAddr) -> Option<Value> {
+    let peers: Vec<Value> = node.call("getpeerinfo", json!([])).await;
+    peers
+        .into_iter()
+        .find(|p| p["addr"].as_str().and_then(|a| a.parse::<SocketAddr>().ok()).is_some_and(|a| a.ip() == ip))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_address_is_relayed_down_a_line_of_nodes_and_a_long_addr_message_is_not() {
+    let (da, db, dc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, c) = (node(da.path()).await, node(db.path()).await, node(dc.path()).await);
+    // A - B - C: A and C know only B, and ask it for addresses, so B
+    // relays addresses to both.
+    connect(&a, &b).await;
+    connect(&c, &b).await;
+    wait_for("b to relay addresses to a and c", || async {
+        let peers: Vec<Value> = b.call("getpeerinfo", json!([])).await;
+        peers.len() == 2 && peers.iter().all(|p| p["addr_relay_enabled"] == true)
+    })
+    .await;
+    const PORT: u16 = 18444;
+
+    // Eleven fresh addresses in one message: more than Core relays (10).
+    // A new peer may send one address at once and then 0.1 a second, so
+    // B processes the first (123.0.0.1) and drops the rest, counting them.
+    let flooder_ip: IpAddr = "127.0.0.3".parse().unwrap();
+    let mut flooder = RawPeer::connect(flooder_ip, &b).await.unwrap();
+    flooder.handshake().await;
+    let now = unix_now();
+    let long: Vec<(u32, Address)> = (1..=11)
+        .map(|i| (now, Address::new(&SocketAddr::from(([123, 0, 0, i], PORT)), ServiceFlags::NETWORK)))
+        .collect();
+    flooder.send(NetworkMessage::Addr(long)).await;
+    wait_for("b to process the long addr message", || async {
+        peer_from(&b, flooder_ip).await.is_some_and(|p| {
+            let (processed, limited) = (p["addr_processed"].as_u64(), p["addr_rate_limited"].as_u64());
+            processed.zip(limited).is_some_and(|(p, l)| p >= 1 && l >= 1 && p + l == 11)
+        })
+    })
+    .await;
+    assert!(knows_address(&b, "123.0.0.1", PORT).await, "b learnt the address it processed");
+    // Gone, so that it is no candidate to relay the next address to.
+    drop(flooder);
+    wait_for("the flooder to be gone from b", || async { peer_from(&b, flooder_ip).await.is_none() }).await;
+
+    // One fresh address in a message of its own: B relays it to A and C.
+    let announcer_ip: IpAddr = "127.0.0.4".parse().unwrap();
+    let mut announcer = RawPeer::connect(announcer_ip, &b).await.unwrap();
+    announcer.handshake().await;
+    let fresh = SocketAddr::from(([123, 0, 0, 99], PORT));
+    announcer.send(NetworkMessage::Addr(vec![(unix_now(), Address::new(&fresh, ServiceFlags::NETWORK))])).await;
+    wait_for("the fresh address in c's address book", || knows_address(&c, "123.0.0.99", PORT)).await;
+    wait_for("the fresh address in a's address book", || knows_address(&a, "123.0.0.99", PORT)).await;
+    // B handled the long message first, so had it relayed its address, C
+    // would have had it no later than the fresh one.
+    assert!(!knows_address(&c, "123.0.0.1", PORT).await, "an address from a long addr message is not relayed");
+    assert!(!knows_address(&a, "123.0.0.1", PORT).await, "an address from a long addr message is not relayed");
+
+    let row = peer_from(&b, announcer_ip).await.expect("the announcer is connected");
+    assert_eq!((row["addr_processed"].as_u64(), row["addr_rate_limited"].as_u64()), (Some(1), Some(0)), "{row}");
+    // C asked B for addresses, so what B relays is within C's allowance.
+    let from_b = only_peer(&c).await;
+    assert!(from_b["addr_processed"].as_u64().is_some_and(|n| n >= 1), "{from_b}");
+    assert_eq!(from_b["addr_rate_limited"], 0, "{from_b}");
 }

@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use super::addrrelay;
 use super::localaddr::LocalAddress;
 use super::peer::{self, ConnectionType, PeerStats};
 use super::processor::{
@@ -27,6 +28,8 @@ use crate::params::{ChainParams, Network as ChainNetwork};
 
 /// How often the processor's clock ticks.
 const TICK: Duration = Duration::from_millis(100);
+/// Average time between flushes of relayed addresses on regtest and devnet.
+const REGTEST_ADDRESS_BROADCAST_INTERVAL: Duration = Duration::from_secs(1);
 /// Time for an outbound TCP connection to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time one frame may take to write before the peer is dropped.
@@ -308,6 +311,12 @@ pub async fn start(
         local_services,
         listen_port: listen_addr.map(|a| a.port()),
         external: args.externalip.iter().map(|e| e.with_default_port(port)).collect(),
+        // Core keeps 30 s on regtest and mocks time in its tests; we cannot,
+        // so regtest and devnet flush relayed addresses every second or so.
+        addr_broadcast_interval: match params.network {
+            ChainNetwork::Regtest | ChainNetwork::Devnet => REGTEST_ADDRESS_BROADCAST_INTERVAL,
+            _ => addrrelay::AVG_ADDRESS_BROADCAST_INTERVAL,
+        },
     };
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let processor = tokio::task::block_in_place(|| Processor::new(node, config));

@@ -15,10 +15,13 @@
 //! - [`orphans`]: transactions waiting for a parent;
 //! - [`addrman`], [`banlist`], [`misbehavior`]: addresses, bans and scores;
 //! - [`localaddr`]: our own addresses, announced to peers;
+//! - [`addrrelay`]: which received addresses are passed on, to whom, and
+//!   the per-peer rate limit on them;
 //! - [`processor`]: what each message and each tick does (synchronous, no I/O);
 //! - [`connman`]: the sockets, one tokio task per peer, and shutdown.
 
 pub mod addrman;
+pub mod addrrelay;
 pub mod banlist;
 pub mod compact;
 pub mod connman;

@@ -13,6 +13,8 @@ use bitcoin::p2p::message_network::VersionMessage;
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::{BlockHash, Wtxid};
 
+use super::addrman::MAX_ADDR_TO_SEND;
+use super::addrrelay::{AddrTokenBucket, ADDR_KNOWN_LIMIT};
 use super::misbehavior::Score;
 use super::sync::PeerId;
 
@@ -207,22 +209,28 @@ pub const KNOWN_INVENTORY_LIMIT: usize = 50_000;
 pub struct RollingSet<T: std::hash::Hash + Eq + Copy> {
     set: HashSet<T>,
     order: VecDeque<T>,
+    limit: usize,
 }
 
 impl<T: std::hash::Hash + Eq + Copy> Default for RollingSet<T> {
     fn default() -> Self {
-        RollingSet { set: HashSet::new(), order: VecDeque::new() }
+        RollingSet::with_limit(KNOWN_INVENTORY_LIMIT)
     }
 }
 
 impl<T: std::hash::Hash + Eq + Copy> RollingSet<T> {
+    /// An empty set that remembers at most `limit` items.
+    pub fn with_limit(limit: usize) -> Self {
+        RollingSet { set: HashSet::new(), order: VecDeque::new(), limit }
+    }
+
     /// Adds `item`; whether it was new.
     pub fn insert(&mut self, item: T) -> bool {
         if !self.set.insert(item) {
             return false;
         }
         self.order.push_back(item);
-        if self.order.len() > KNOWN_INVENTORY_LIMIT {
+        if self.order.len() > self.limit {
             if let Some(old) = self.order.pop_front() {
                 self.set.remove(&old);
             }
@@ -307,8 +315,21 @@ pub struct Peer {
     pub last_block: i64,
     /// See `last_block`.
     pub last_tx: i64,
-    /// Addresses it told us of.
+    /// Addresses it told us of that we processed (Core's `m_addr_processed`).
     pub addr_processed: u64,
+    /// Addresses it told us of that the rate limit dropped (Core's `m_addr_rate_limited`).
+    pub addr_rate_limited: u64,
+    /// Its allowance of addresses (Core's `m_addr_token_bucket`).
+    pub addr_tokens: AddrTokenBucket,
+    /// We sent it `getaddr` and its answer has not come yet (Core's
+    /// `m_getaddr_sent`): the addresses of that answer are not relayed.
+    pub getaddr_sent: bool,
+    /// Addresses it knows: it told us, or we told it (Core's `m_addr_known`).
+    pub known_addrs: RollingSet<SocketAddr>,
+    /// Other nodes' addresses to send it at its next flush (Core's `m_addrs_to_send`).
+    pub addr_queue: Vec<(SocketAddr, u64, u32)>,
+    /// When its address queue is next flushed (Core's `m_next_addr_send`).
+    pub next_addr_send: Instant,
     /// We send it addresses (Core's `m_addr_relay_enabled`): outbound peers
     /// from the handshake, inbound ones once they send `addr`, `addrv2` or
     /// `getaddr` (light clients and block-only peers never do).
@@ -366,8 +387,29 @@ impl Peer {
             last_block: 0,
             last_tx: 0,
             addr_processed: 0,
+            addr_rate_limited: 0,
+            addr_tokens: AddrTokenBucket::new(instant),
+            getaddr_sent: false,
+            known_addrs: RollingSet::with_limit(ADDR_KNOWN_LIMIT),
+            addr_queue: Vec::new(),
+            next_addr_send: instant,
             addr_relay: false,
             next_local_addr_send: None,
+        }
+    }
+
+    /// Core's `PushAddress`: queues another node's address for the next
+    /// flush, unless it already knows it; a full queue has a random entry
+    /// (`random` picks it) replaced.
+    pub fn push_address(&mut self, entry: (SocketAddr, u64, u32), random: usize) {
+        if self.known_addrs.contains(&entry.0) {
+            return;
+        }
+        if self.addr_queue.len() >= MAX_ADDR_TO_SEND {
+            let i = random % self.addr_queue.len();
+            self.addr_queue[i] = entry;
+        } else {
+            self.addr_queue.push(entry);
         }
     }
 

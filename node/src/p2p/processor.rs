@@ -29,6 +29,7 @@ use bitcoin::{Block, BlockHash, Transaction, Txid, Wtxid};
 use serde::Serialize;
 
 use super::addrman::{self, AddrMan};
+use super::addrrelay;
 use super::banlist::{self, BanEntry, BanList, Subnet};
 use super::compact::{self, PartialBlock};
 use super::localaddr::{self, LocalAddress, LocalAddresses};
@@ -102,6 +103,10 @@ pub struct ProcessorConfig {
     pub listen_port: Option<u16>,
     /// `--externalip`: our addresses as the operator gives them.
     pub external: Vec<SocketAddr>,
+    /// Average time between flushes of each peer's queue of relayed
+    /// addresses (Core's `AVG_ADDRESS_BROADCAST_INTERVAL`, 30 s; shorter
+    /// on regtest so that tests need not wait).
+    pub addr_broadcast_interval: Duration,
 }
 
 /// `addnode`'s command.
@@ -287,6 +292,9 @@ pub struct Processor {
     /// Target strings of live outbound peers, by peer.
     peer_targets: HashMap<PeerId, String>,
     addrman: AddrMan,
+    /// Key of the choice of peers an address is relayed to (Core's
+    /// `RANDOMIZER_ID_ADDRESS_RELAY`).
+    addr_relay_salt: u64,
     local_addrs: LocalAddresses,
     banlist: BanList,
     download: BlockDownload,
@@ -361,6 +369,7 @@ impl Processor {
             peers: HashMap::new(),
             peer_targets: HashMap::new(),
             addrman,
+            addr_relay_salt: rand::thread_rng().gen(),
             local_addrs,
             banlist,
             download: BlockDownload::default(),
@@ -691,8 +700,11 @@ impl Processor {
         );
         tracing::info!(peer = id, %addr, inbound, %agent, height, "peer connected");
         if !inbound {
-            // We ask it for addresses below, and so also send it ours.
+            // We ask it for addresses below, and so also send it ours; its
+            // answer may fill a whole message and is not news to relay.
             peer.addr_relay = true;
+            peer.getaddr_sent = true;
+            peer.addr_tokens.expect_getaddr_answer();
             self.addrman.good(addr, services.to_u64(), Self::unix_now());
         }
         if version >= peer::SENDHEADERS_VERSION {
@@ -738,32 +750,17 @@ impl Processor {
             return;
         }
         peer.getaddr_answered = true;
-        let addrv2 = peer.addrv2;
         let now = Self::unix_now();
-        let addrs = self.addrman.get_addr(now, rand::thread_rng().gen());
-        let msg = if addrv2 {
-            NetworkMessage::AddrV2(
-                addrs
-                    .iter()
-                    .map(|(a, i)| AddrV2Message {
-                        time: i.last_seen as u32,
-                        services: ServiceFlags::from(i.services),
-                        addr: match a.ip() {
-                            std::net::IpAddr::V4(v4) => AddrV2::Ipv4(v4),
-                            std::net::IpAddr::V6(v6) => AddrV2::Ipv6(v6),
-                        },
-                        port: a.port(),
-                    })
-                    .collect(),
-            )
-        } else {
-            NetworkMessage::Addr(
-                addrs
-                    .iter()
-                    .map(|(a, i)| (i.last_seen as u32, Address::new(a, ServiceFlags::from(i.services))))
-                    .collect(),
-            )
-        };
+        let entries: Vec<(SocketAddr, u64, u32)> = self
+            .addrman
+            .get_addr(now, rand::thread_rng().gen())
+            .iter()
+            .map(|(a, i)| (*a, i.services, i.last_seen as u32))
+            .collect();
+        for (a, _, _) in &entries {
+            peer.known_addrs.insert(*a);
+        }
+        let msg = addr_message(peer.addrv2, &entries);
         self.send(id, msg);
     }
 
@@ -773,15 +770,77 @@ impl Processor {
             return;
         }
         let now = Self::unix_now();
-        self.with_peer(id, |p| p.addr_relay = true);
-        let mut new = 0;
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        peer.addr_relay = true;
+        // Core's token bucket: addresses beyond the peer's allowance are
+        // dropped and counted; banned ones are skipped uncounted.
+        peer.addr_tokens.refill(Instant::now());
+        let answers_our_getaddr = peer.getaddr_sent;
+        let mut kept = Vec::with_capacity(addrs.len());
+        let mut limited = 0u64;
         for (addr, services, time) in addrs {
+            if !peer.addr_tokens.take() {
+                limited += 1;
+                continue;
+            }
+            if self.banlist.is_banned(addr.ip(), now) {
+                continue;
+            }
+            peer.known_addrs.insert(addr);
+            kept.push((addr, services, addrrelay::clamp_time(time, now)));
+        }
+        peer.addr_processed += kept.len() as u64;
+        peer.addr_rate_limited += limited;
+        if count < MAX_ADDR_RECEIVED {
+            // Core: a message shorter than a full answer ends the answer.
+            peer.getaddr_sent = false;
+        }
+        let (mut new, mut relayed) = (0, 0);
+        for (addr, services, time) in kept {
             if self.addrman.add(addr, services, time, now) {
                 new += 1;
             }
+            let acceptable = addr.port() != 0 && (self.config.allow_local_addrs || addrman::is_routable(addr.ip()));
+            if addrrelay::should_relay(time, now, count, answers_our_getaddr, acceptable) {
+                self.relay_address(id, (addr, services, time as u32), now);
+                relayed += 1;
+            }
         }
-        self.with_peer(id, |p| p.addr_processed += count as u64);
-        tracing::debug!(peer = id, count, new, "addresses received");
+        tracing::debug!(peer = id, count, new, relayed, rate_limited = limited, "addresses received");
+    }
+
+    /// Core's `RelayAddress`: queues `entry` for the one or two peers the
+    /// keyed hash picks among those that take addresses, less `from`.
+    /// IPv4 and IPv6, the only networks we speak, are always reachable.
+    fn relay_address(&mut self, from: PeerId, entry: (SocketAddr, u64, u32), now: i64) {
+        let candidates: Vec<PeerId> =
+            self.peers.values().filter(|p| p.id != from && p.ready() && p.addr_relay).map(|p| p.id).collect();
+        for target in addrrelay::relay_targets(&entry.0, true, now, self.addr_relay_salt, candidates) {
+            let random: usize = rand::thread_rng().gen();
+            self.with_peer(target, |p| p.push_address(entry, random));
+        }
+    }
+
+    /// Core's `MaybeSendAddr` for relayed addresses: each peer's queue goes
+    /// out after a random delay (Poisson, [`ProcessorConfig::addr_broadcast_interval`]
+    /// on average), less what the peer knows already.
+    fn flush_addresses(&mut self, now: Instant) {
+        let magic = self.config.magic;
+        let average = self.config.addr_broadcast_interval;
+        for peer in self.peers.values_mut().filter(|p| p.ready() && p.addr_relay) {
+            if now < peer.next_addr_send {
+                continue;
+            }
+            peer.next_addr_send = now + poisson_delay(average, rand::thread_rng().gen());
+            let queue = std::mem::take(&mut peer.addr_queue);
+            let fresh: Vec<(SocketAddr, u64, u32)> =
+                queue.into_iter().filter(|(a, _, _)| peer.known_addrs.insert(*a)).collect();
+            if fresh.is_empty() {
+                continue;
+            }
+            tracing::debug!(peer = peer.id, count = fresh.len(), "relaying addresses");
+            peer.send(wire::encode_message(magic, addr_message(peer.addrv2, &fresh)));
+        }
     }
 
     // ----- headers and blocks --------------------------------------------------
@@ -1731,15 +1790,8 @@ impl Processor {
         let services = self.config.local_services;
         let magic = self.config.magic;
         for peer in self.peers.values_mut().filter(|p| due(p)) {
-            let msg = if peer.addrv2 {
-                let addr = match local.ip() {
-                    std::net::IpAddr::V4(v4) => AddrV2::Ipv4(v4),
-                    std::net::IpAddr::V6(v6) => AddrV2::Ipv6(v6),
-                };
-                NetworkMessage::AddrV2(vec![AddrV2Message { time, services, addr, port: local.port() }])
-            } else {
-                NetworkMessage::Addr(vec![(time, Address::new(&local, services))])
-            };
+            let msg = addr_message(peer.addrv2, &[(local, services.to_u64(), time)]);
+            peer.known_addrs.insert(local);
             tracing::debug!(peer = peer.id, %local, "advertising our address");
             peer.send(wire::encode_message(magic, msg));
             let delay = poisson_delay(localaddr::AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL, rand::thread_rng().gen());
@@ -1790,6 +1842,7 @@ impl Processor {
         self.queue_mempool_announcements();
         self.trickle(now);
         self.announce_local_address(now);
+        self.flush_addresses(now);
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for id in ids {
             self.maybe_sync_headers(id);
@@ -1882,7 +1935,7 @@ impl Processor {
                     inflight: self.download.heights(p.id),
                     addr_relay_enabled: p.addr_relay,
                     addr_processed: p.addr_processed,
-                    addr_rate_limited: 0,
+                    addr_rate_limited: p.addr_rate_limited,
                     permissions: Vec::new(),
                     minfeefilter: p.fee_filter as f64 / 1e8,
                     misbehavior_score: p.score.points(),
@@ -2062,6 +2115,31 @@ fn strip_witness(tx: &mut Transaction) {
     }
 }
 
+/// An `addr` or, to a peer that asked for it, an `addrv2` message of
+/// `(address, services, time)` entries.
+fn addr_message(addrv2: bool, entries: &[(SocketAddr, u64, u32)]) -> NetworkMessage {
+    if addrv2 {
+        NetworkMessage::AddrV2(
+            entries
+                .iter()
+                .map(|(a, services, time)| AddrV2Message {
+                    time: *time,
+                    services: ServiceFlags::from(*services),
+                    addr: match a.ip() {
+                        std::net::IpAddr::V4(v4) => AddrV2::Ipv4(v4),
+                        std::net::IpAddr::V6(v6) => AddrV2::Ipv6(v6),
+                    },
+                    port: a.port(),
+                })
+                .collect(),
+        )
+    } else {
+        NetworkMessage::Addr(
+            entries.iter().map(|(a, services, time)| (*time, Address::new(a, ServiceFlags::from(*services)))).collect(),
+        )
+    }
+}
+
 /// Core's `rand_exp_duration`: an exponentially distributed delay with mean
 /// `average`, from a uniform `u` (the trickle's Poisson process).
 pub fn poisson_delay(average: Duration, u: u64) -> Duration {
@@ -2106,6 +2184,7 @@ mod tests {
             local_services: peer::local_services(false),
             listen_port: Some(18444),
             external: Vec::new(),
+            addr_broadcast_interval: addrrelay::AVG_ADDRESS_BROADCAST_INTERVAL,
         };
         (Processor::new(node.clone(), config), node, dir)
     }
