@@ -75,9 +75,12 @@ pub const ROUND_DIFFICULTY: f64 = 22.0;
 /// The coinbase value of the template.
 pub const COINBASE: u64 = 5_000_000_000;
 
-/// The template the node serves (regtest's easiest target).
+/// The template the node serves: difficulty 1,500, in step with the
+/// fixture's network hashrate (2.5 GH/s: a block every 43 minutes) and the
+/// dashboard test's pool (about 1.8 GH/s), so that round effort and pool
+/// share read like a real pool's, not like regtest's easiest target.
 pub fn template() -> Template {
-    let bits = CompactTarget::from_consensus(0x207fffff);
+    let bits = CompactTarget::from_consensus(0x1b2bb0a3);
     Template {
         height: 101,
         previous_block_hash: BlockHash::from_byte_array([7; 32]),
@@ -215,7 +218,7 @@ pub async fn start<S: ShareStore>(store: Arc<S>) -> Running<S> {
 pub async fn start_with_metrics<S: ShareStore>(store: Arc<S>, metrics: Arc<PoolMetrics>) -> Running<S> {
     let node = Arc::new(MemoryNode::new());
     node.set_template(template());
-    node.set_network_info(NetworkInfo { height: 100, difficulty: 1.5, hashes_per_second: 2.5e9 });
+    node.set_network_info(NetworkInfo { height: 100, difficulty: 1_500.0, hashes_per_second: 2.5e9 });
     let shutdown = CancellationToken::new();
     let (pool, tasks) = Pool::start_with_metrics(config(), store, node.clone(), metrics, &shutdown);
     let mut templates = pool.templates.subscribe();
