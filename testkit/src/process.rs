@@ -74,11 +74,6 @@ impl Process {
         }
     }
 
-    /// Whether it has exited by itself (`None` while it runs).
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
-    }
-
     /// Everything it has written so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -147,6 +147,18 @@ macro_rules! with_pool {
     };
 }
 
+/// Every balance owed, by address, as transaction `$tx` sees it.
+macro_rules! current_balances {
+    ($tx:ident) => {
+        sqlx::query_as::<_, (String, i64)>("SELECT address, amount FROM balances")
+            .fetch_all(&mut *$tx)
+            .await
+            .map_err(query_error("reading balances"))?
+            .into_iter()
+            .collect::<BTreeMap<String, i64>>()
+    };
+}
+
 /// Sets `$address`'s balance owed to `$balance` sats in transaction `$tx`
 /// (a row at zero is deleted: the table holds only what is owed).
 macro_rules! set_balance {
@@ -478,12 +490,7 @@ impl ShareStore for Ledger {
             }
             // Each change on top of the balance as it is now (not as it was
             // when the job was built), stopping at zero.
-            let balances: BTreeMap<String, i64> = sqlx::query_as("SELECT address, amount FROM balances")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(query_error("reading balances"))?
-                .into_iter()
-                .collect();
+            let balances = current_balances!(tx);
             let mut moved = Vec::with_capacity(changes.len());
             let mut rows = Vec::with_capacity(changes.len());
             for (address, delta) in &changes {
@@ -592,12 +599,7 @@ impl ShareStore for Ledger {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(query_error("reading balance changes"))?;
-                let balances: BTreeMap<String, i64> = sqlx::query_as("SELECT address, amount FROM balances")
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(query_error("reading balances"))?
-                    .into_iter()
-                    .collect();
+                let balances = current_balances!(tx);
                 let mut moved = Vec::with_capacity(changes.len());
                 for (address, applied) in changes {
                     let current = balances.get(&address).copied().unwrap_or(0);
