@@ -31,9 +31,10 @@ use prometheus::{
 };
 
 use crate::ledger::{
-    BlockRecord, BlockStatus, LedgerError, PaidTotal, PayoutRecord, SeriesPoint, ShareRecord, ShareStore, WindowShare,
-    WindowWorker, WorkerActivity,
+    BlockRecord, BlockStatus, LedgerError, PaidTotal, PayoutRecord, SeriesPoint, ShareRecord, ShareStore, WindowWorker,
+    WorkerActivity,
 };
+use crate::payout::ShareWeight;
 use crate::share::{MissingJob, Reject};
 use crate::template::{BlockSubmitter, ChainQuery, NetworkInfo, NodeError, SubmitOutcome, Template, TemplateSource};
 
@@ -379,10 +380,6 @@ impl<S: ShareStore> ShareStore for Metered<S> {
         result
     }
 
-    async fn window_shares(&self, window: f64) -> Result<Vec<WindowShare>, LedgerError> {
-        self.inner.window_shares(window).await
-    }
-
     async fn difficulty_since(&self, since: SystemTime, address: Option<&str>) -> Result<f64, LedgerError> {
         self.inner.difficulty_since(since, address).await
     }
@@ -445,7 +442,7 @@ impl<S: ShareStore> ShareStore for Metered<S> {
         self.inner.difficulty_series(since, bucket, address, worker).await
     }
 
-    async fn window_workers(&self, window: f64) -> Result<Vec<WindowWorker>, LedgerError> {
+    async fn window_workers(&self, window: ShareWeight) -> Result<Vec<WindowWorker>, LedgerError> {
         self.inner.window_workers(window).await
     }
 

@@ -87,7 +87,8 @@ pub struct PayoutInput<'a> {
     pub fee: PoolFee,
     /// The operator's script: the fee, the remainders and what stays owed.
     pub operator: &'a ScriptBuf,
-    /// The shares in the PPLNS window (any order; see [`pplns_window`]).
+    /// The shares in the PPLNS window, in any order (the ledger cuts the
+    /// window: `ShareStore::window_workers`).
     pub shares: &'a [WeightedShare],
     /// Balances owed from earlier blocks.
     pub owed: &'a [(ScriptBuf, Amount)],
@@ -282,23 +283,6 @@ pub fn solo(
     Ok(Payout { outputs, fee: fee_amount, owed, balance_changes: Vec::new() })
 }
 
-/// Cuts a run of shares, newest first, to the PPLNS window: whole shares
-/// until their sum of weight reaches `window`, and the share that crosses the
-/// boundary counted only for the part inside it.
-pub fn pplns_window(newest_first: impl IntoIterator<Item = WeightedShare>, window: ShareWeight) -> Vec<WeightedShare> {
-    let mut left = window.0;
-    let mut kept = Vec::new();
-    for mut share in newest_first {
-        if left == 0 {
-            break;
-        }
-        share.weight = ShareWeight(share.weight.0.min(left));
-        left -= share.weight.0;
-        kept.push(share);
-    }
-    kept
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,16 +410,6 @@ mod tests {
         let own = solo(Amount::from_sat(5_000), fee, &operator, &operator, &[]).unwrap();
         assert_eq!(own.outputs.len(), 1);
         assert_eq!(own.total().to_sat(), 5_000);
-    }
-
-    #[test]
-    fn window_cuts_the_boundary_share() {
-        let shares = vec![share(1, 4.0), share(2, 4.0), share(3, 4.0)];
-        let kept = pplns_window(shares, ShareWeight::from_difficulty(10.0));
-        assert_eq!(kept.len(), 3);
-        assert_eq!(kept[2].weight, ShareWeight::from_difficulty(2.0));
-        let total: u128 = kept.iter().map(|s| s.weight.0).sum();
-        assert_eq!(total, ShareWeight::from_difficulty(10.0).0);
     }
 
     #[test]
@@ -568,14 +542,6 @@ mod tests {
             let operator = script(0);
             let payout = solo(Amount::from_sat(value), PoolFee::from_ppm(fee_ppm).unwrap(), &operator, &script(finder), &[]).unwrap();
             prop_assert_eq!(payout.total().to_sat(), value);
-        }
-
-        #[test]
-        fn window_never_exceeds_its_size(shares in arb_shares(), window in 0u128..1u128 << 84) {
-            let kept = pplns_window(shares.clone(), ShareWeight(window));
-            let total: u128 = kept.iter().map(|s| s.weight.0).sum();
-            let all: u128 = shares.iter().map(|s| s.weight.0).sum();
-            prop_assert_eq!(total, window.min(all));
         }
     }
 }

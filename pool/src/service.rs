@@ -251,14 +251,11 @@ where
         let config = &self.config.payout;
         let operator = config.address.script_pubkey();
         let network = self.config.network;
-        let window = config.window.difficulty(template.network_difficulty());
-        let rows = self.store.window_shares(window).await?;
+        let window = ShareWeight::from_difficulty(config.window.difficulty(template.network_difficulty()));
+        let rows = self.store.window_workers(window).await?;
         let shares: Vec<WeightedShare> = rows
             .into_iter()
-            .filter_map(|row| {
-                let script = script_of(&row.address, network)?;
-                Some(WeightedShare { script, weight: ShareWeight::from_difficulty(row.difficulty) })
-            })
+            .filter_map(|row| Some(WeightedShare { script: script_of(&row.address, network)?, weight: row.weight }))
             .collect();
         let owed = self.owed_scripts().await?;
         Ok(payout::pplns(&PayoutInput {

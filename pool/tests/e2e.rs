@@ -42,6 +42,13 @@ async fn start_node(dir: &Path) -> RegtestNode {
     RegtestNode::start(&bin.join("satpool-node"), dir, "info").await
 }
 
+/// One connection for one read: the test polls the ledger often, and a
+/// throwaway sqlx pool per poll sometimes timed out acquiring its first
+/// connection on this loaded 2-core machine while a plain connect worked.
+async fn pg_connect(url: &str) -> sqlx::PgConnection {
+    <sqlx::PgConnection as sqlx::Connection>::connect(url).await.expect("the PostgreSQL server answers")
+}
+
 /// Where the ledger lives, and how this test reads it.
 #[derive(Clone)]
 enum Db {
@@ -71,9 +78,9 @@ impl Db {
                 rows
             }
             Db::Postgres(url, _, _) => {
-                let pool = sqlx::PgPool::connect(url).await.unwrap();
-                let rows = sqlx::query_as(SQL).fetch_all(&pool).await.unwrap();
-                pool.close().await;
+                let mut conn = pg_connect(url).await;
+                let rows = sqlx::query_as(SQL).fetch_all(&mut conn).await.unwrap();
+                let _ = sqlx::Connection::close(conn).await;
                 rows
             }
         }
@@ -91,9 +98,9 @@ impl Db {
                 rows
             }
             Db::Postgres(url, _, _) => {
-                let pool = sqlx::PgPool::connect(url).await.unwrap();
-                let rows = sqlx::query_as(SQL).fetch_all(&pool).await.unwrap_or_default();
-                pool.close().await;
+                let mut conn = pg_connect(url).await;
+                let rows = sqlx::query_as(SQL).fetch_all(&mut conn).await.unwrap_or_default();
+                let _ = sqlx::Connection::close(conn).await;
                 rows
             }
         }

@@ -10,8 +10,9 @@ use bitcoin::{Amount, BlockHash, SignedAmount};
 use satpool::config::Database;
 use satpool::ledger::{
     BalanceChange, BlockRecord, BlockStatus, BlockWatcher, Ledger, LedgerOptions, MemoryStore, RecorderOptions,
-    ShareRecord, ShareRecorder, ShareStore, WatcherOptions,
+    ShareRecord, ShareRecorder, ShareStore, WatcherOptions, WindowWorker,
 };
+use satpool::payout::ShareWeight;
 use satpool::template::MemoryNode;
 
 fn share(address: &str, difficulty: f64, at: SystemTime) -> ShareRecord {
@@ -42,6 +43,76 @@ fn block(n: u8, height: u32) -> BlockRecord {
     }
 }
 
+fn weight(difficulty: f64) -> ShareWeight {
+    ShareWeight::from_difficulty(difficulty)
+}
+
+/// The window's parts by address (every test share is worker "rig1").
+fn parts(window: &[WindowWorker]) -> Vec<(&str, ShareWeight)> {
+    window.iter().map(|w| (w.address.as_str(), w.weight)).collect()
+}
+
+/// The weight of every share stored: the whole-history window.
+async fn shares_stored<S: ShareStore>(store: &S) -> u128 {
+    store.window_workers(ShareWeight(u128::MAX)).await.unwrap().iter().map(|w| w.weight.0).sum()
+}
+
+/// A deterministic mix of batches: five addresses with two workers each,
+/// difficulties from CPU-sized fractions to a mainnet ASIC's, and shares as
+/// hard as a mainnet block (whose weights, 2^79, need both total columns).
+fn mixed_batches() -> Vec<Vec<ShareRecord>> {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    (0..40)
+        .map(|b| {
+            (0..1 + next() % 20)
+                .map(|i| {
+                    let difficulty = [0.00001, 0.5, 1.0, 3.75, 65_536.0, 1e6, 2e14][(next() % 7) as usize];
+                    let mut s = share(&format!("m{}", next() % 5), difficulty, t0 + Duration::from_secs(b * 60 + i));
+                    s.worker = format!("rig{}", next() % 2);
+                    s
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The store's window (from running totals, for the SQL ledger) is the
+/// in-memory walk share by share, at windows that end inside the shares
+/// recorded here. Returns the weight it added.
+async fn windows_match_the_walk<S: ShareStore>(store: &S) -> u128 {
+    let walk = MemoryStore::new();
+    let batches = mixed_batches();
+    for batch in &batches {
+        store.record_shares(batch).await.unwrap();
+        walk.record_shares(batch).await.unwrap();
+    }
+    let added: u128 = batches.iter().flatten().map(|s| weight(s.difficulty).0).sum();
+    for window in [1, 4_294_967_296, added / 1_000, added / 7, added / 2 + 12_345, added - 1, added] {
+        let window = ShareWeight(window);
+        assert_eq!(
+            store.window_workers(window).await.unwrap(),
+            walk.window_workers(window).await.unwrap(),
+            "{window:?}"
+        );
+    }
+    // The pool's difficulty since a time (the SQL ledger's from the totals).
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    for minutes in [0, 1, 17, 39, 40] {
+        let since = t0 + Duration::from_secs(minutes * 60 + 5);
+        let (got, want) =
+            (store.difficulty_since(since, None).await.unwrap(), walk.difficulty_since(since, None).await.unwrap());
+        assert!((got - want).abs() <= want * 1e-12, "since minute {minutes}: {got} against {want}");
+    }
+    added
+}
+
 /// The same checks on any store.
 async fn exercise<S: ShareStore>(store: &S) {
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
@@ -51,14 +122,12 @@ async fn exercise<S: ShareStore>(store: &S) {
     store.record_shares(&shares).await.expect("a batch over several INSERTs");
     store.record_shares(&[share("carol", 4.0, t0 + Duration::from_secs(10))]).await.expect("a second batch");
 
-    // Window: newest first, the boundary share cut.
-    let window = store.window_shares(5.0).await.expect("window");
-    assert_eq!(window[0].address, "carol");
-    assert_eq!(window.len(), 2);
-    assert!((window.iter().map(|s| s.difficulty).sum::<f64>() - 5.0).abs() < 1e-9);
-    // A window wider than every share returns them all, across pages.
-    let all = store.window_shares(1e9).await.expect("window");
-    assert_eq!(all.len(), 1_201);
+    // Window: carol's 4, then 1 of the newest share's 1.5 (bob's), cut.
+    let window = store.window_workers(weight(5.0)).await.expect("window");
+    assert_eq!(parts(&window), [("bob", weight(1.0)), ("carol", weight(4.0))]);
+    // A window wider than every share counts them all.
+    let all = store.window_workers(weight(1e9)).await.expect("window");
+    assert_eq!(parts(&all), [("alice", weight(600.0)), ("bob", weight(1_200.0)), ("carol", weight(4.0))]);
 
     let alice = store.difficulty_since(t0, Some("alice")).await.expect("sum");
     assert!((alice - 400.0 * 1.5).abs() < 1e-9, "{alice}");
@@ -88,7 +157,7 @@ async fn exercise<S: ShareStore>(store: &S) {
 }
 
 async fn group_commit<S: ShareStore>(store: Arc<S>) {
-    let before = store.window_shares(1e12).await.unwrap().len();
+    let before = shares_stored(&*store).await;
     let (recorder, task) = ShareRecorder::spawn(store.clone(), RecorderOptions::default());
     let waits: Vec<_> = (0..500)
         .map(|i| {
@@ -101,7 +170,7 @@ async fn group_commit<S: ShareStore>(store: Arc<S>) {
     }
     drop(recorder);
     task.await.unwrap();
-    assert_eq!(store.window_shares(1e12).await.unwrap().len(), before + 500);
+    assert_eq!(shares_stored(&*store).await, before + 500 * weight(1.0).0);
 }
 
 async fn watcher<S: ShareStore>(store: Arc<S>) {
@@ -351,11 +420,12 @@ async fn sqlite_ledger() {
     watcher(ledger.clone()).await;
     orphans(ledger.clone()).await;
     races(ledger.clone()).await;
+    let added = windows_match_the_walk(&*ledger).await;
     ledger.close().await;
 
     // Reopening applies no migration twice and finds the data.
     let again = Ledger::open(&database, &LedgerOptions::default()).await.expect("reopen");
-    assert_eq!(again.window_shares(1e12).await.unwrap().len(), 1_701);
+    assert_eq!(shares_stored(&again).await, weight(2_304.0).0 + added, "every share's weight is still there");
     again.close().await;
 }
 
@@ -367,7 +437,8 @@ async fn memory_store() {
     group_commit(store.clone()).await;
     watcher(store.clone()).await;
     orphans(store.clone()).await;
-    races(store).await;
+    races(store.clone()).await;
+    windows_match_the_walk(&*store).await;
 }
 
 #[tokio::test]
@@ -388,9 +459,10 @@ async fn postgres_ledger() {
     watcher(ledger.clone()).await;
     orphans(ledger.clone()).await;
     races(ledger.clone()).await;
+    let added = windows_match_the_walk(&*ledger).await;
     ledger.close().await;
     let again = Ledger::open(&database, &options).await.expect("reopen applies nothing twice");
-    assert_eq!(again.window_shares(1e12).await.unwrap().len(), 1_701);
+    assert_eq!(shares_stored(&again).await, weight(2_304.0).0 + added, "every share's weight is still there");
     again.close().await;
 
     // Leave nothing behind.
@@ -427,9 +499,50 @@ async fn sqlite_upgrade_from_the_first_schema() {
         .await
         .unwrap();
     }
+    // Shares and workers as the first version recorded them: no totals.
+    let batches = mixed_batches();
+    let (old, new) = batches.split_at(25);
+    let walk = MemoryStore::new();
+    for share in old.iter().flatten() {
+        sqlx::query(
+            "INSERT INTO shares (time, address, worker, difficulty, height, job_id) VALUES (0, $1, $2, $3, 1, 'j')",
+        )
+        .bind(&share.address)
+        .bind(&share.worker)
+        .bind(share.difficulty)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO workers (address, name, first_seen, last_seen) VALUES ($1, $2, 0, 0) \
+             ON CONFLICT (address, name) DO NOTHING",
+        )
+        .bind(&share.address)
+        .bind(&share.worker)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    for batch in old {
+        walk.record_shares(batch).await.unwrap();
+    }
     pool.close().await;
 
-    let ledger = Ledger::open(&Database::Sqlite(path), &LedgerOptions::default()).await.expect("0002 applies");
+    let ledger = Ledger::open(&Database::Sqlite(path), &LedgerOptions::default()).await.expect("0002 and 0003 apply");
+    // The old shares count in the window, and new ones add to their totals.
+    let old_weight: u128 = old.iter().flatten().map(|s| weight(s.difficulty).0).sum();
+    for window in [old_weight / 3, old_weight, u128::MAX] {
+        let window = ShareWeight(window);
+        assert_eq!(ledger.window_workers(window).await.unwrap(), walk.window_workers(window).await.unwrap());
+    }
+    for batch in new {
+        ledger.record_shares(batch).await.unwrap();
+        walk.record_shares(batch).await.unwrap();
+    }
+    for window in [old_weight / 3, old_weight, old_weight * 2, u128::MAX] {
+        let window = ShareWeight(window);
+        assert_eq!(ledger.window_workers(window).await.unwrap(), walk.window_workers(window).await.unwrap());
+    }
     ledger.close().await;
     let pool = SqlitePool::connect_with(connect).await.unwrap();
     let flags: Vec<(String, bool)> =

@@ -480,14 +480,14 @@ where
     async fn estimates(&self) -> Result<Estimates, LedgerError> {
         let config = &self.pool.config.payout;
         let Some(template) = self.pool.templates.current() else { return Ok(Estimates::new()) };
-        let window = config.window.difficulty(template.network_difficulty());
+        let window = ShareWeight::from_difficulty(config.window.difficulty(template.network_difficulty()));
         let rows = self.pool.store.window_workers(window).await?;
-        let weights: Vec<u128> = rows.iter().map(|r| ShareWeight::from_difficulty(r.difficulty).0).collect();
+        let weights: Vec<u128> = rows.iter().map(|r| r.weight.0).collect();
         let total: u128 = weights.iter().sum();
         let value = template.coinbase_value.to_sat();
         let fee = u128::from(value) * u128::from(config.fee.ppm()) / u128::from(crate::config::PoolFee::WHOLE);
         let pool_value = u128::from(value) - fee;
-        let total_difficulty: f64 = rows.iter().map(|r| r.difficulty).sum();
+
         Ok(rows
             .into_iter()
             .zip(weights)
@@ -501,7 +501,7 @@ where
                     PayoutMode::Pplns => Some(0),
                     PayoutMode::Solo => None,
                 };
-                let fraction = if total_difficulty > 0.0 { row.difficulty / total_difficulty } else { 0.0 };
+                let fraction = if total > 0 { weight as f64 / total as f64 } else { 0.0 };
                 ((row.address, row.worker), (fraction, earnings))
             })
             .collect())

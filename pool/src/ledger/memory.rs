@@ -6,11 +6,13 @@ use std::time::{Duration, SystemTime};
 
 use bitcoin::{Amount, BlockHash, SignedAmount};
 
+use super::window::{share_weight, walk_window};
 use super::{
-    bucket_start, cut_window, cut_worker_window, log_moved, log_recorded, merge_changes, move_balance, sum_by_worker,
-    to_millis, BalanceChange, BalanceMove, BlockRecord, BlockStatus, LedgerError, PaidTotal, PayoutRecord, SeriesPoint,
-    ShareRecord, ShareStore, WindowShare, WindowWorker, WorkerActivity,
+    bucket_start, log_moved, log_recorded, merge_changes, move_balance, to_millis, BalanceChange, BalanceMove,
+    BlockRecord, BlockStatus, LedgerError, PaidTotal, PayoutRecord, SeriesPoint, ShareRecord, ShareStore, WindowWorker,
+    WorkerActivity,
 };
+use crate::payout::ShareWeight;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -88,12 +90,6 @@ impl ShareStore for MemoryStore {
         inner.shares.extend_from_slice(shares);
         inner.batches += 1;
         Ok(())
-    }
-
-    async fn window_shares(&self, window: f64) -> Result<Vec<WindowShare>, LedgerError> {
-        let inner = self.lock();
-        let rows = inner.shares.iter().rev().map(|s| (s.address.clone(), s.difficulty));
-        Ok(cut_window(rows, window).0)
     }
 
     async fn difficulty_since(&self, since: SystemTime, address: Option<&str>) -> Result<f64, LedgerError> {
@@ -265,10 +261,11 @@ impl ShareStore for MemoryStore {
             .collect())
     }
 
-    async fn window_workers(&self, window: f64) -> Result<Vec<WindowWorker>, LedgerError> {
+    async fn window_workers(&self, window: ShareWeight) -> Result<Vec<WindowWorker>, LedgerError> {
         let inner = self.lock();
-        let rows = inner.shares.iter().rev().map(|s| (s.address.clone(), s.worker.clone(), s.difficulty));
-        Ok(sum_by_worker(cut_worker_window(rows, window).0))
+        let rows =
+            inner.shares.iter().rev().map(|s| (s.address.as_str(), s.worker.as_str(), share_weight(s.difficulty)));
+        Ok(walk_window(rows, window.0))
     }
 
     async fn recent_payouts(&self, address: Option<&str>, limit: u32) -> Result<Vec<PayoutRecord>, LedgerError> {

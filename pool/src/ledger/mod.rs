@@ -36,16 +36,33 @@
 //! credit back in the meantime). The block remembers what it
 //! actually moved ([`BalanceChange::applied`]), so that applying it again
 //! moves exactly that back.
+//!
+//! # The PPLNS window
+//!
+//! The ledger keeps running totals of share weight: the pool's, after each
+//! batch the group commit stores (`share_batches`), and each worker's, after
+//! each batch it has shares in (`batch_workers`) and now (`workers`). The
+//! window is then found from one lookup for the batch where it starts, that
+//! batch's shares, and one lookup per worker in it, never by reading the
+//! shares inside it: a mainnet window (twice the network difficulty) holds
+//! about a billion ASIC shares. The arithmetic, and why it gives exactly the
+//! walk back share by share, is in `window.rs`. A batch's totals are written
+//! in the transaction that stores it, after taking the pool total's row
+//! first, so batches from several pool servers on one PostgreSQL database
+//! are ordered and never lose an addition.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::{Amount, BlockHash, SignedAmount};
 
+use crate::payout::ShareWeight;
+
 mod memory;
 mod recorder;
 mod sql;
 mod watcher;
+mod window;
 
 pub use memory::MemoryStore;
 pub use recorder::{RecordError, RecorderOptions, ShareRecorder};
@@ -69,15 +86,6 @@ pub struct ShareRecord {
     pub job_id: String,
     /// The block's hash when the share was also a block.
     pub block_hash: Option<BlockHash>,
-}
-
-/// A share of the PPLNS window: who, and how much it counts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WindowShare {
-    /// The payout address.
-    pub address: String,
-    /// Its difficulty (the last one may be cut at the window's edge).
-    pub difficulty: f64,
 }
 
 /// Where a found block stands.
@@ -156,14 +164,15 @@ pub struct WorkerActivity {
 }
 
 /// One worker's part of the PPLNS window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowWorker {
     /// The payout address.
     pub address: String,
     /// The worker name.
     pub worker: String,
-    /// Its difficulty inside the window (the boundary share cut).
-    pub difficulty: f64,
+    /// Its weight inside the window (the boundary share counted only for
+    /// its part inside).
+    pub weight: ShareWeight,
 }
 
 /// A bucket of a difficulty time series: the shares accepted in
@@ -271,11 +280,11 @@ pub trait ShareStore: Send + Sync + 'static {
     /// last seen times follow.
     fn record_shares(&self, shares: &[ShareRecord]) -> impl Future<Output = Result<(), LedgerError>> + Send;
 
-    /// The newest shares, newest first, until their difficulty adds up to
-    /// `window` (the last one cut to fit), for PPLNS.
-    fn window_shares(&self, window: f64) -> impl Future<Output = Result<Vec<WindowShare>, LedgerError>> + Send;
-
     /// The sum of share difficulty since `since`, of one address or of all.
+    /// Of all, the SQL ledger reads it from the running totals (the shares
+    /// of the batches from the first one that ends at or after `since`, that
+    /// batch counted from `since` on), which is the same while the batches
+    /// are stored in the order their shares were accepted.
     fn difficulty_since(
         &self,
         since: SystemTime,
@@ -344,9 +353,15 @@ pub trait ShareStore: Send + Sync + 'static {
         worker: Option<&str>,
     ) -> impl Future<Output = Result<Vec<SeriesPoint>, LedgerError>> + Send;
 
-    /// The PPLNS window as [`ShareStore::window_shares`] cuts it, summed by
-    /// worker, by address then worker name.
-    fn window_workers(&self, window: f64) -> impl Future<Output = Result<Vec<WindowWorker>, LedgerError>> + Send;
+    /// The PPLNS window: the newest shares until their weight adds up to
+    /// `window` (the one that crosses its edge counted only for its part
+    /// inside), summed by worker, by address then worker name. Workers
+    /// without weight in it are left out. (See the module's "The PPLNS
+    /// window" for how it is found without reading every share.)
+    fn window_workers(
+        &self,
+        window: ShareWeight,
+    ) -> impl Future<Output = Result<Vec<WindowWorker>, LedgerError>> + Send;
 
     /// The newest coinbase outputs paid (of one address, or of all), newest
     /// block first.
@@ -479,52 +494,9 @@ pub(crate) fn log_recorded(block: &BlockHash, moved: &[(String, MovedBalance)]) 
     }
 }
 
-/// Cuts newest-first `(address, difficulty)` rows to the window.
-pub(crate) fn cut_window(rows: impl IntoIterator<Item = (String, f64)>, window: f64) -> (Vec<WindowShare>, bool) {
-    let mut left = window;
-    let mut kept = Vec::new();
-    for (address, difficulty) in rows {
-        if left <= 0.0 {
-            return (kept, true);
-        }
-        let difficulty = difficulty.min(left);
-        left -= difficulty;
-        kept.push(WindowShare { address, difficulty });
-    }
-    (kept, left <= 0.0)
-}
-
-/// Sums cut window rows `(address, worker, difficulty)` by worker, in
-/// address then worker order.
-pub(crate) fn sum_by_worker(rows: impl IntoIterator<Item = (String, String, f64)>) -> Vec<WindowWorker> {
-    let mut sums: std::collections::BTreeMap<(String, String), f64> = std::collections::BTreeMap::new();
-    for (address, worker, difficulty) in rows {
-        *sums.entry((address, worker)).or_default() += difficulty;
-    }
-    sums.into_iter().map(|((address, worker), difficulty)| WindowWorker { address, worker, difficulty }).collect()
-}
-
 /// The start of the bucket of length `bucket_ms` holding `millis`.
 pub(crate) fn bucket_start(millis: i64, bucket_ms: i64) -> i64 {
     millis.div_euclid(bucket_ms.max(1)) * bucket_ms.max(1)
-}
-
-/// [`cut_window`] for newest-first `(address, worker, difficulty)` rows.
-pub(crate) fn cut_worker_window(
-    rows: impl IntoIterator<Item = (String, String, f64)>,
-    window: f64,
-) -> (Vec<(String, String, f64)>, bool) {
-    let mut left = window;
-    let mut kept = Vec::new();
-    for (address, worker, difficulty) in rows {
-        if left <= 0.0 {
-            return (kept, true);
-        }
-        let difficulty = difficulty.min(left);
-        left -= difficulty;
-        kept.push((address, worker, difficulty));
-    }
-    (kept, left <= 0.0)
 }
 
 #[cfg(test)]

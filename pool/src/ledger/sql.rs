@@ -26,23 +26,29 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::QueryBuilder;
 
+use super::window::{
+    inside_boundary_batch, join, share_weight, split, window_parts, BatchWeights, WorkerTotals, LO_BASE,
+};
 use super::{
-    bucket_start, cut_window, cut_worker_window, from_millis, log_moved, log_recorded, merge_changes, move_balance,
-    sum_by_worker, to_millis, BalanceChange, BalanceMove, BlockRecord, BlockStatus, LedgerError, MovedBalance,
-    PaidTotal, PayoutRecord, SeriesPoint, ShareRecord, ShareStore, WindowShare, WindowWorker, WorkerActivity,
+    bucket_start, from_millis, log_moved, log_recorded, merge_changes, move_balance, to_millis, BalanceChange,
+    BalanceMove, BlockRecord, BlockStatus, LedgerError, MovedBalance, PaidTotal, PayoutRecord, SeriesPoint,
+    ShareRecord, ShareStore, WindowWorker, WorkerActivity,
 };
 use crate::config::Database;
+use crate::payout::ShareWeight;
 
 /// The SQLite schema, in order; see `migrations/README.md`.
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "ledger", include_str!("../../../migrations/sqlite/0001_ledger.sql")),
     (2, "balance changes", include_str!("../../../migrations/sqlite/0002_balance_changes.sql")),
+    (3, "running totals", include_str!("../../../migrations/sqlite/0003_running_totals.sql")),
 ];
 
 /// The PostgreSQL schema, in order.
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "ledger", include_str!("../../../migrations/postgres/0001_ledger.sql")),
     (2, "balance changes", include_str!("../../../migrations/postgres/0002_balance_changes.sql")),
+    (3, "running totals", include_str!("../../../migrations/postgres/0003_running_totals.sql")),
 ];
 
 /// The PostgreSQL advisory lock that the transactions writing balances
@@ -52,12 +58,13 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 /// write lock before they read.) The value is "satpool1" in ASCII.
 const BALANCES_LOCK: i64 = 0x7361_7470_6f6f_6c31;
 
-/// Rows per multi-row `INSERT` (8 parameters each: well under SQLite's and
-/// PostgreSQL's limits on parameters per statement).
+/// Rows per multi-row `INSERT` (at most 7 parameters each: well under
+/// SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement).
 const ROWS_PER_INSERT: usize = 500;
 
-/// Rows read at a time while walking back through the PPLNS window.
-const WINDOW_PAGE: i64 = 5_000;
+/// Shares per batch when [`Ledger::fill_running_totals`] puts older shares
+/// into batches.
+const FILL_BATCH: i64 = 1_000;
 
 /// Migrations compiled into the binary (sqlx's `migrate!` without the
 /// proc-macro and its second build of both drivers).
@@ -184,6 +191,120 @@ macro_rules! set_balance {
     };
 }
 
+/// Adds `$weight` (u128) to the pool's running total in transaction `$tx`
+/// and evaluates to the total after it. The first write of a share batch:
+/// it takes the total's row lock, which orders batches.
+macro_rules! add_to_pool_total {
+    ($tx:ident, $weight:expr) => {{
+        let (add_hi, add_lo) = split($weight)?;
+        let (hi, lo): (i64, i64) = sqlx::query_as(&format!(
+            "UPDATE pool_totals SET total_lo = (total_lo + $1) % {LO_BASE}, \
+             total_hi = total_hi + $2 + (total_lo + $1) / {LO_BASE} WHERE id = 1 RETURNING total_hi, total_lo"
+        ))
+        .bind(add_lo)
+        .bind(add_hi)
+        .fetch_one(&mut *$tx)
+        .await
+        .map_err(query_error("adding to the pool's share total"))?;
+        join(hi, lo, "pool_totals.total")?
+    }};
+}
+
+/// Stores a batch's running totals in transaction `$tx` (database type
+/// `$db`): its `share_batches` row (shares `$first_id..=$last_id`, the
+/// pool's total `$pool_after` after it), its workers' new totals and last
+/// batch (inserting workers first seen), and their `batch_workers` rows.
+/// `$batch` is a [`BatchRows`].
+macro_rules! store_batch {
+    ($tx:ident, $db:ident, $batch:expr, $pool_after:expr, $first_id:expr, $last_id:expr) => {{
+        let batch = &$batch;
+        let (hi, lo) = split($pool_after)?;
+        let (batch_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO share_batches (first_share, last_share, first_time, last_time, total_hi, total_lo) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind($first_id)
+        .bind($last_id)
+        .bind(batch.first_time)
+        .bind(batch.last_time)
+        .bind(hi)
+        .bind(lo)
+        .fetch_one(&mut *$tx)
+        .await
+        .map_err(query_error("recording a share batch"))?;
+        let mut rows = Vec::with_capacity(batch.seen.len());
+        for (key, (first, last)) in &batch.seen {
+            rows.push((*key, *first, *last, split(batch.weights.by_worker[key])?));
+        }
+        let mut totals: Vec<(i64, i64, i64)> = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut upsert = QueryBuilder::<$db>::new(
+                "INSERT INTO workers (address, name, first_seen, last_seen, total_hi, total_lo, last_batch) ",
+            );
+            upsert.push_values(chunk, |mut row, ((address, name), first, last, total)| {
+                row.push_bind(*address)
+                    .push_bind(*name)
+                    .push_bind(*first)
+                    .push_bind(*last)
+                    .push_bind(total.0)
+                    .push_bind(total.1)
+                    .push_bind(batch_id);
+            });
+            upsert.push(format!(
+                " ON CONFLICT (address, name) DO UPDATE SET \
+                 last_seen = CASE WHEN excluded.last_seen > workers.last_seen \
+                 THEN excluded.last_seen ELSE workers.last_seen END, \
+                 total_lo = (workers.total_lo + excluded.total_lo) % {LO_BASE}, \
+                 total_hi = workers.total_hi + excluded.total_hi + (workers.total_lo + excluded.total_lo) / {LO_BASE}, \
+                 last_batch = excluded.last_batch \
+                 RETURNING id, total_hi, total_lo"
+            ));
+            let returned: Vec<(i64, i64, i64)> =
+                upsert.build_query_as().fetch_all(&mut *$tx).await.map_err(query_error("updating workers"))?;
+            totals.extend(returned);
+        }
+        for chunk in totals.chunks(ROWS_PER_INSERT) {
+            let mut insert =
+                QueryBuilder::<$db>::new("INSERT INTO batch_workers (worker_id, batch_id, total_hi, total_lo) ");
+            insert.push_values(chunk, |mut row, (worker_id, hi, lo)| {
+                row.push_bind(*worker_id).push_bind(batch_id).push_bind(*hi).push_bind(*lo);
+            });
+            insert.build().execute(&mut *$tx).await.map_err(query_error("recording workers' totals"))?;
+        }
+    }};
+}
+
+/// What a batch of shares adds to the running totals, gathered before it is
+/// stored.
+struct BatchRows<'a> {
+    /// Their weights, in all and by worker.
+    weights: BatchWeights<'a>,
+    /// `(address, worker)` → first and last share times (Unix ms): one row
+    /// each, since PostgreSQL refuses an upsert that touches a row twice.
+    seen: BTreeMap<(&'a str, &'a str), (i64, i64)>,
+    /// The batch's first and last share times.
+    first_time: i64,
+    last_time: i64,
+}
+
+impl<'a> BatchRows<'a> {
+    /// From `(address, worker, time, difficulty)` shares in batch order.
+    fn new(shares: impl Iterator<Item = (&'a str, &'a str, SystemTime, f64)> + Clone) -> BatchRows<'a> {
+        let weights = BatchWeights::new(shares.clone().map(|(a, w, _, d)| (a, w, d)));
+        let mut seen: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        let (mut first_time, mut last_time) = (i64::MAX, i64::MIN);
+        for (address, worker, time, _) in shares {
+            let t = to_millis(time);
+            let entry = seen.entry((address, worker)).or_insert((t, t));
+            entry.0 = entry.0.min(t);
+            entry.1 = entry.1.max(t);
+            first_time = first_time.min(t);
+            last_time = last_time.max(t);
+        }
+        BatchRows { weights, seen, first_time, last_time }
+    }
+}
+
 fn query_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> LedgerError {
     move |source| LedgerError::Query { operation, source }
 }
@@ -199,6 +320,10 @@ fn amount(sats: i64) -> Result<Amount, LedgerError> {
 fn block_hash(text: &str) -> Result<BlockHash, LedgerError> {
     BlockHash::from_str(text).map_err(|_| LedgerError::Corrupt { column: "blocks.hash", value: text.to_owned() })
 }
+
+/// A worker of the PPLNS window: address, name, its total, and its total
+/// after the window's boundary batch (none when it had no batch by then).
+type WindowWorkerRow = (String, String, i64, i64, Option<i64>, Option<i64>);
 
 /// `blocks`' columns in the order [`BlockRow`] holds them.
 const BLOCK_COLUMNS: &str = "hash, height, reward, fees, status, confirmations, found_at, finder_address, \
@@ -252,7 +377,9 @@ impl Ledger {
             .map_err(|source| LedgerError::Open { location: path.display().to_string(), source })?;
         let migrator = Migrator::new(Embedded(SQLITE_MIGRATIONS)).await.map_err(LedgerError::Migrate)?;
         migrator.run(&pool).await.map_err(LedgerError::Migrate)?;
-        Ok(Ledger { backend: Backend::Sqlite(pool) })
+        let ledger = Ledger { backend: Backend::Sqlite(pool) };
+        ledger.fill_running_totals().await?;
+        Ok(ledger)
     }
 
     async fn open_postgres(url: &str, options: &LedgerOptions) -> Result<Ledger, LedgerError> {
@@ -279,7 +406,103 @@ impl Ledger {
             .map_err(open_error)?;
         let migrator = Migrator::new(Embedded(POSTGRES_MIGRATIONS)).await.map_err(LedgerError::Migrate)?;
         migrator.run(&pool).await.map_err(LedgerError::Migrate)?;
-        Ok(Ledger { backend: Backend::Postgres(pool) })
+        let ledger = Ledger { backend: Backend::Postgres(pool) };
+        ledger.fill_running_totals().await?;
+        Ok(ledger)
+    }
+
+    /// Puts shares recorded before migration 3 (which added the running
+    /// totals) into batches of [`FILL_BATCH`], so that they count in the
+    /// PPLNS window: the batches' totals, each worker's, and the pool's.
+    /// Runs at open, before anything is recorded, and finds nothing to do
+    /// but once; a pool server opening the same database meanwhile waits on
+    /// the pool total's row.
+    async fn fill_running_totals(&self) -> Result<(), LedgerError> {
+        with_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await.map_err(query_error("beginning to fill in share totals"))?;
+            sqlx::query("UPDATE pool_totals SET total_hi = total_hi WHERE id = 1")
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("locking the pool's share total"))?;
+            let (mut batched,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(last_share), 0) FROM share_batches")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(query_error("reading share batches"))?;
+            let mut filled = 0usize;
+            loop {
+                let page: Vec<(i64, i64, String, String, f64)> = sqlx::query_as(
+                    "SELECT id, time, address, worker, difficulty FROM shares WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(batched)
+                .bind(FILL_BATCH)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query_error("reading shares to total"))?;
+                let (Some(first), Some(last)) = (page.first(), page.last()) else { break };
+                let (first_id, last_id) = (first.0, last.0);
+                let batch = BatchRows::new(
+                    page.iter().map(|(_, t, a, w, d)| (a.as_str(), w.as_str(), from_millis(*t), *d)),
+                );
+                let pool_after = add_to_pool_total!(tx, batch.weights.total);
+                store_batch!(tx, Db, batch, pool_after, first_id, last_id);
+                batched = last_id;
+                filled += page.len();
+            }
+            tx.commit().await.map_err(query_error("committing share totals"))?;
+            if filled > 0 {
+                tracing::info!(shares = filled, "running totals filled in for shares recorded before this version");
+            }
+            Ok(())
+        })
+    }
+
+    /// The pool's share difficulty since `since` (Unix ms) from the running
+    /// totals: the total now, less the total after the first batch whose
+    /// last share is at or after `since`, plus that batch's shares from
+    /// `since` on. A few index lookups and one batch of shares, where a sum
+    /// would read every share of the span (a round's effort spans days on
+    /// mainnet).
+    async fn pool_difficulty_since(&self, since: i64) -> Result<f64, LedgerError> {
+        let read = query_error("reading share totals");
+        let (now, batch, shares) = with_pool!(self, pool, _Db => {
+            let mut tx = pool.begin().await.map_err(read)?;
+            if self.is_postgres() {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("reading share totals"))?;
+            }
+            let now: (i64, i64) = sqlx::query_as("SELECT total_hi, total_lo FROM pool_totals WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(query_error("reading share totals"))?;
+            let batch: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+                "SELECT first_share, last_share, total_hi, total_lo FROM share_batches WHERE last_time >= $1 \
+                 ORDER BY last_time, id LIMIT 1",
+            )
+            .bind(since)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error("reading share totals"))?;
+            let shares: Vec<(i64, f64)> = match batch {
+                Some((first, last, _, _)) => sqlx::query_as(
+                    "SELECT time, difficulty FROM shares WHERE id >= $1 AND id <= $2",
+                )
+                .bind(first)
+                .bind(last)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query_error("reading share totals"))?,
+                None => Vec::new(),
+            };
+            tx.commit().await.map_err(query_error("reading share totals"))?;
+            (now, batch, shares)
+        });
+        let Some((_, _, hi, lo)) = batch else { return Ok(0.0) };
+        let now = join(now.0, now.1, "pool_totals.total")?;
+        let after_batch = join(hi, lo, "share_batches.total")?;
+        let from_since: u128 = shares.iter().filter(|(t, _)| *t >= since).map(|(_, d)| share_weight(*d)).sum();
+        Ok(ShareWeight(now.saturating_sub(after_batch) + from_since).difficulty())
     }
 
     /// Which backend: `"sqlite"` or `"postgres"`.
@@ -340,18 +563,14 @@ impl ShareStore for Ledger {
         if shares.is_empty() {
             return Ok(());
         }
-        // (address, worker) → (first, last) seen within the batch: one row
-        // each, since PostgreSQL refuses an upsert that touches a row twice.
-        let mut workers: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
-        for share in shares {
-            let t = to_millis(share.time);
-            let entry = workers.entry((&share.address, &share.worker)).or_insert((t, t));
-            entry.0 = entry.0.min(t);
-            entry.1 = entry.1.max(t);
-        }
-        let workers: Vec<_> = workers.into_iter().collect();
+        let batch =
+            BatchRows::new(shares.iter().map(|s| (s.address.as_str(), s.worker.as_str(), s.time, s.difficulty)));
         with_pool!(self, pool, Db => {
             let mut tx = pool.begin().await.map_err(query_error("beginning a share batch"))?;
+            // The pool's total first: its row lock (PostgreSQL) or the write
+            // lock (SQLite) orders this batch after any other being stored.
+            let pool_after = add_to_pool_total!(tx, batch.weights.total);
+            let (mut first_id, mut last_id) = (i64::MAX, i64::MIN);
             for chunk in shares.chunks(ROWS_PER_INSERT) {
                 let mut insert = QueryBuilder::<Db>::new(
                     "INSERT INTO shares (time, address, worker, difficulty, height, job_id, block_hash) ",
@@ -365,62 +584,28 @@ impl ShareStore for Ledger {
                         .push_bind(share.job_id.as_str())
                         .push_bind(share.block_hash.map(|h| h.to_string()));
                 });
-                insert.build().execute(&mut *tx).await.map_err(query_error("inserting shares"))?;
+                insert.push(" RETURNING id");
+                let ids: Vec<(i64,)> =
+                    insert.build_query_as().fetch_all(&mut *tx).await.map_err(query_error("inserting shares"))?;
+                for (id,) in ids {
+                    first_id = first_id.min(id);
+                    last_id = last_id.max(id);
+                }
             }
-            for chunk in workers.chunks(ROWS_PER_INSERT) {
-                let mut upsert = QueryBuilder::<Db>::new("INSERT INTO workers (address, name, first_seen, last_seen) ");
-                upsert.push_values(chunk, |mut row, ((address, name), (first, last))| {
-                    row.push_bind(*address).push_bind(*name).push_bind(*first).push_bind(*last);
-                });
-                upsert.push(" ON CONFLICT (address, name) DO UPDATE SET last_seen = excluded.last_seen");
-                upsert.build().execute(&mut *tx).await.map_err(query_error("updating workers"))?;
-            }
+            store_batch!(tx, Db, batch, pool_after, first_id, last_id);
             tx.commit().await.map_err(query_error("committing a share batch"))
         })
     }
 
-    async fn window_shares(&self, window: f64) -> Result<Vec<WindowShare>, LedgerError> {
-        let mut kept = Vec::new();
-        let mut left = window;
-        let mut before = i64::MAX;
-        while left > 0.0 {
-            let rows: Vec<(i64, String, f64)> = with_pool!(self, pool, _Db => {
-                sqlx::query_as(
-                    "SELECT id, address, difficulty FROM shares WHERE id < $1 ORDER BY id DESC LIMIT $2",
-                )
-                .bind(before)
-                .bind(WINDOW_PAGE)
-                .fetch_all(pool)
-                .await
-                .map_err(query_error("reading the PPLNS window"))?
-            });
-            let Some(last) = rows.last() else { break };
-            before = last.0;
-            let page_len = rows.len();
-            let (page, full) = cut_window(rows.into_iter().map(|(_, a, d)| (a, d)), left);
-            left -= page.iter().map(|s| s.difficulty).sum::<f64>();
-            kept.extend(page);
-            if full || page_len < WINDOW_PAGE as usize {
-                break;
-            }
-        }
-        Ok(kept)
-    }
-
     async fn difficulty_since(&self, since: SystemTime, address: Option<&str>) -> Result<f64, LedgerError> {
         let since = to_millis(since);
-        let (total,): (f64,) = with_pool!(self, pool, _Db => match address {
-            Some(address) => sqlx::query_as(
-                "SELECT COALESCE(SUM(difficulty), 0.0) FROM shares WHERE time >= $1 AND address = $2",
-            )
-            .bind(since)
-            .bind(address)
-            .fetch_one(pool)
-            .await,
-            None => sqlx::query_as("SELECT COALESCE(SUM(difficulty), 0.0) FROM shares WHERE time >= $1")
+        let Some(address) = address else { return self.pool_difficulty_since(since).await };
+        let (total,): (f64,) = with_pool!(self, pool, _Db => {
+            sqlx::query_as("SELECT COALESCE(SUM(difficulty), 0.0) FROM shares WHERE time >= $1 AND address = $2")
                 .bind(since)
+                .bind(address)
                 .fetch_one(pool)
-                .await,
+                .await
         })
         .map_err(query_error("summing share difficulty"))?;
         Ok(total)
@@ -694,32 +879,88 @@ impl ShareStore for Ledger {
             .collect())
     }
 
-    async fn window_workers(&self, window: f64) -> Result<Vec<WindowWorker>, LedgerError> {
-        let mut kept = Vec::new();
-        let mut left = window;
-        let mut before = i64::MAX;
-        while left > 0.0 {
-            let rows: Vec<(i64, String, String, f64)> = with_pool!(self, pool, _Db => {
-                sqlx::query_as(
-                    "SELECT id, address, worker, difficulty FROM shares WHERE id < $1 ORDER BY id DESC LIMIT $2",
-                )
-                .bind(before)
-                .bind(WINDOW_PAGE)
-                .fetch_all(pool)
-                .await
-                .map_err(query_error("reading the PPLNS window by worker"))?
-            });
-            let Some(last) = rows.last() else { break };
-            before = last.0;
-            let page_len = rows.len();
-            let (page, full) = cut_worker_window(rows.into_iter().map(|(_, a, w, d)| (a, w, d)), left);
-            left -= page.iter().map(|s| s.2).sum::<f64>();
-            kept.extend(page);
-            if full || page_len < WINDOW_PAGE as usize {
-                break;
+    async fn window_workers(&self, window: ShareWeight) -> Result<Vec<WindowWorker>, LedgerError> {
+        let read = query_error("reading the PPLNS window");
+        with_pool!(self, pool, _Db => {
+            // One snapshot for every read below, so that the pool's and the
+            // workers' totals agree (SQLite's read transaction is one).
+            let mut tx = pool.begin().await.map_err(read)?;
+            if self.is_postgres() {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("reading the PPLNS window"))?;
             }
-        }
-        Ok(sum_by_worker(kept))
+            let (hi, lo): (i64, i64) = sqlx::query_as("SELECT total_hi, total_lo FROM pool_totals WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(query_error("reading the PPLNS window"))?;
+            let total = join(hi, lo, "pool_totals.total")?;
+            if total == 0 {
+                return Ok(Vec::new());
+            }
+            let start = total.saturating_sub(window.0);
+            let (start_hi, start_lo) = split(start)?;
+            // The batch the window starts in: the first whose total after it
+            // exceeds the start (batch 0, none, when it holds every share),
+            // and what each worker has above the start inside it.
+            let (boundary, inside) = if start == 0 {
+                (0, BTreeMap::new())
+            } else {
+                let row: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+                    "SELECT id, first_share, last_share, total_hi, total_lo FROM share_batches \
+                     WHERE (total_hi, total_lo) > ($1, $2) ORDER BY total_hi, total_lo LIMIT 1",
+                )
+                .bind(start_hi)
+                .bind(start_lo)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_error("finding the PPLNS window's first batch"))?;
+                let Some((id, first, last, hi, lo)) = row else {
+                    return Err(LedgerError::Corrupt {
+                        column: "share_batches.total",
+                        value: format!("no batch reaches the pool total {total}"),
+                    });
+                };
+                let shares: Vec<(String, String, f64)> = sqlx::query_as(
+                    "SELECT address, worker, difficulty FROM shares WHERE id >= $1 AND id <= $2 ORDER BY id",
+                )
+                .bind(first)
+                .bind(last)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query_error("reading the PPLNS window's first batch"))?;
+                let shares = shares.into_iter().map(|(a, w, d)| (a, w, share_weight(d)));
+                (id, inside_boundary_batch(shares, join(hi, lo, "share_batches.total")?, start)?)
+            };
+            // Each worker with a batch from the boundary on, with its total
+            // after the boundary batch.
+            let rows: Vec<WindowWorkerRow> = sqlx::query_as(
+                "SELECT w.address, w.name, w.total_hi, w.total_lo, \
+                 (SELECT b.total_hi FROM batch_workers b WHERE b.worker_id = w.id AND b.batch_id <= $1 \
+                  ORDER BY b.batch_id DESC LIMIT 1), \
+                 (SELECT b.total_lo FROM batch_workers b WHERE b.worker_id = w.id AND b.batch_id <= $1 \
+                  ORDER BY b.batch_id DESC LIMIT 1) \
+                 FROM workers w WHERE w.last_batch >= $1 AND w.last_batch > 0",
+            )
+            .bind(boundary)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query_error("reading the PPLNS window's workers"))?;
+            tx.commit().await.map_err(query_error("ending the PPLNS window's read"))?;
+            let workers = rows
+                .into_iter()
+                .map(|(address, worker, hi, lo, at_hi, at_lo)| {
+                    Ok(WorkerTotals {
+                        address,
+                        worker,
+                        total: join(hi, lo, "workers.total")?,
+                        at_boundary: join(at_hi.unwrap_or(0), at_lo.unwrap_or(0), "batch_workers.total")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, LedgerError>>()?;
+            window_parts(workers, &inside, total - start)
+        })
     }
 
     async fn recent_payouts(&self, address: Option<&str>, limit: u32) -> Result<Vec<PayoutRecord>, LedgerError> {
