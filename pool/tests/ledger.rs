@@ -471,6 +471,57 @@ async fn postgres_ledger() {
     sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE")).execute(&mut conn).await.unwrap();
 }
 
+/// Two pool servers on one PostgreSQL database record batches at the same
+/// time: the pool total's row lock orders them, so the window from the
+/// running totals is the walk over every share in the order stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pool_servers_share_one_ledger() {
+    let Ok(url) = std::env::var("SATPOOL_TEST_POSTGRES_URL") else {
+        eprintln!("notice: SATPOOL_TEST_POSTGRES_URL is unset; skipping the two-server PostgreSQL ledger test");
+        return;
+    };
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+    let schema = format!("satpool_test_two_{}_{}", std::process::id(), nanos);
+    let options = LedgerOptions { max_connections: 4, postgres_schema: Some(schema.clone()) };
+    let database = Database::Postgres(url.clone());
+    let one = Arc::new(Ledger::open(&database, &options).await.expect("open"));
+    let two = Arc::new(Ledger::open(&database, &options).await.expect("a second server opens the same ledger"));
+    let batches = mixed_batches();
+    let mut tasks = Vec::new();
+    for (n, batch) in batches.iter().cloned().enumerate() {
+        let ledger = if n % 2 == 0 { one.clone() } else { two.clone() };
+        tasks.push(tokio::spawn(async move { ledger.record_shares(&batch).await }));
+    }
+    for task in tasks {
+        task.await.unwrap().expect("both servers record");
+    }
+    // The walk over the shares in the order the database stored them.
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let stored: Vec<(String, String, f64)> =
+        sqlx::query_as(&format!("SELECT address, worker, difficulty FROM \"{schema}\".shares ORDER BY id"))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), batches.iter().map(Vec::len).sum::<usize>());
+    let walk = MemoryStore::new();
+    let t0 = SystemTime::UNIX_EPOCH;
+    let in_order: Vec<ShareRecord> = stored
+        .into_iter()
+        .map(|(address, worker, difficulty)| ShareRecord { worker, ..share(&address, difficulty, t0) })
+        .collect();
+    walk.record_shares(&in_order).await.unwrap();
+    let added: u128 = in_order.iter().map(|s| weight(s.difficulty).0).sum();
+    for window in [1, added / 1_000, added / 7, added / 2 + 12_345, added - 1, added] {
+        let window = ShareWeight(window);
+        assert_eq!(one.window_workers(window).await.unwrap(), walk.window_workers(window).await.unwrap());
+        assert_eq!(two.window_workers(window).await.unwrap(), walk.window_workers(window).await.unwrap());
+    }
+    one.close().await;
+    two.close().await;
+    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE")).execute(&mut conn).await.unwrap();
+}
+
 /// A ledger made with the first schema only takes the second at open: its
 /// orphaned blocks start with their (absent) balance changes out of effect,
 /// the others in effect.
