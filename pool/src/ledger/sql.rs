@@ -934,15 +934,23 @@ impl ShareStore for Ledger {
                 (id, inside_boundary_batch(shares, join(hi, lo, "share_batches.total")?, start)?)
             };
             // Each worker with a batch from the boundary on, with its total
-            // after the boundary batch.
-            let rows: Vec<WindowWorkerRow> = sqlx::query_as(
+            // after the boundary batch: one index lookup per worker
+            // (PostgreSQL's LATERAL join fetches both columns at once;
+            // SQLite, in process, takes two cheap lookups).
+            let sql = if self.is_postgres() {
+                "SELECT w.address, w.name, w.total_hi, w.total_lo, b.total_hi, b.total_lo FROM workers w \
+                 LEFT JOIN LATERAL (SELECT total_hi, total_lo FROM batch_workers \
+                  WHERE worker_id = w.id AND batch_id <= $1 ORDER BY batch_id DESC LIMIT 1) b ON TRUE \
+                 WHERE w.last_batch >= $1 AND w.last_batch > 0"
+            } else {
                 "SELECT w.address, w.name, w.total_hi, w.total_lo, \
                  (SELECT b.total_hi FROM batch_workers b WHERE b.worker_id = w.id AND b.batch_id <= $1 \
                   ORDER BY b.batch_id DESC LIMIT 1), \
                  (SELECT b.total_lo FROM batch_workers b WHERE b.worker_id = w.id AND b.batch_id <= $1 \
                   ORDER BY b.batch_id DESC LIMIT 1) \
-                 FROM workers w WHERE w.last_batch >= $1 AND w.last_batch > 0",
-            )
+                 FROM workers w WHERE w.last_batch >= $1 AND w.last_batch > 0"
+            };
+            let rows: Vec<WindowWorkerRow> = sqlx::query_as(sql)
             .bind(boundary)
             .fetch_all(&mut *tx)
             .await
