@@ -274,6 +274,26 @@ macro_rules! store_batch {
     }};
 }
 
+/// Begins a read-only transaction on `$pool` that sees one snapshot
+/// (PostgreSQL: REPEATABLE READ; SQLite's read transaction is one), reads
+/// the pool's running total in it, and evaluates to `(transaction, total)`.
+macro_rules! snapshot_with_pool_total {
+    ($ledger:expr, $pool:ident, $operation:literal) => {{
+        let mut tx = $pool.begin().await.map_err(query_error($operation))?;
+        if $ledger.is_postgres() {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error($operation))?;
+        }
+        let (hi, lo): (i64, i64) = sqlx::query_as("SELECT total_hi, total_lo FROM pool_totals WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(query_error($operation))?;
+        (tx, join(hi, lo, "pool_totals.total")?)
+    }};
+}
+
 /// What a batch of shares adds to the running totals, gathered before it is
 /// stored.
 struct BatchRows<'a> {
@@ -463,19 +483,8 @@ impl Ledger {
     /// would read every share of the span (a round's effort spans days on
     /// mainnet).
     async fn pool_difficulty_since(&self, since: i64) -> Result<f64, LedgerError> {
-        let read = query_error("reading share totals");
         let (now, batch, shares) = with_pool!(self, pool, _Db => {
-            let mut tx = pool.begin().await.map_err(read)?;
-            if self.is_postgres() {
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error("reading share totals"))?;
-            }
-            let now: (i64, i64) = sqlx::query_as("SELECT total_hi, total_lo FROM pool_totals WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(query_error("reading share totals"))?;
+            let (mut tx, now) = snapshot_with_pool_total!(self, pool, "reading share totals");
             let batch: Option<(i64, i64, i64, i64)> = sqlx::query_as(
                 "SELECT first_share, last_share, total_hi, total_lo FROM share_batches WHERE last_time >= $1 \
                  ORDER BY last_time, id LIMIT 1",
@@ -499,7 +508,6 @@ impl Ledger {
             (now, batch, shares)
         });
         let Some((_, _, hi, lo)) = batch else { return Ok(0.0) };
-        let now = join(now.0, now.1, "pool_totals.total")?;
         let after_batch = join(hi, lo, "share_batches.total")?;
         let from_since: u128 = shares.iter().filter(|(t, _)| *t >= since).map(|(_, d)| share_weight(*d)).sum();
         Ok(ShareWeight(now.saturating_sub(after_batch) + from_since).difficulty())
@@ -880,22 +888,10 @@ impl ShareStore for Ledger {
     }
 
     async fn window_workers(&self, window: ShareWeight) -> Result<Vec<WindowWorker>, LedgerError> {
-        let read = query_error("reading the PPLNS window");
         with_pool!(self, pool, _Db => {
             // One snapshot for every read below, so that the pool's and the
-            // workers' totals agree (SQLite's read transaction is one).
-            let mut tx = pool.begin().await.map_err(read)?;
-            if self.is_postgres() {
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error("reading the PPLNS window"))?;
-            }
-            let (hi, lo): (i64, i64) = sqlx::query_as("SELECT total_hi, total_lo FROM pool_totals WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(query_error("reading the PPLNS window"))?;
-            let total = join(hi, lo, "pool_totals.total")?;
+            // workers' totals agree.
+            let (mut tx, total) = snapshot_with_pool_total!(self, pool, "reading the PPLNS window");
             if total == 0 {
                 return Ok(Vec::new());
             }
