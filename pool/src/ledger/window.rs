@@ -33,7 +33,8 @@ pub(crate) const LO_BASE: i64 = 1 << LO_BITS;
 
 /// A total as its two columns `(hi, lo)`.
 pub(crate) fn split(value: u128) -> Result<(i64, i64), LedgerError> {
-    let hi = i64::try_from(value >> LO_BITS).map_err(|_| LedgerError::Amount(i64::MAX))?;
+    let hi = i64::try_from(value >> LO_BITS)
+        .map_err(|_| LedgerError::Corrupt { column: "running total", value: format!("{value}, beyond 2^125") })?;
     Ok((hi, (value & (LO_BASE as u128 - 1)) as i64))
 }
 
@@ -53,9 +54,7 @@ pub(crate) fn share_weight(difficulty: f64) -> u128 {
 /// A batch's weight in all, and by worker, before it is recorded.
 #[derive(Debug, Default)]
 pub(crate) struct BatchWeights<'a> {
-    /// Each share's weight, in batch order.
-    pub shares: Vec<u128>,
-    /// Their sum.
+    /// The sum of its shares' weights.
     pub total: u128,
     /// Their sum by `(address, worker)`.
     pub by_worker: BTreeMap<(&'a str, &'a str), u128>,
@@ -67,7 +66,6 @@ impl<'a> BatchWeights<'a> {
         let mut batch = BatchWeights::default();
         for (address, worker, difficulty) in shares {
             let weight = share_weight(difficulty);
-            batch.shares.push(weight);
             batch.total = batch.total.saturating_add(weight);
             let sum = batch.by_worker.entry((address, worker)).or_default();
             *sum = sum.saturating_add(weight);
@@ -137,10 +135,11 @@ pub(crate) fn window_parts(
                 w.address, w.worker, w.total, w.at_boundary
             ),
         })?;
-        let part = after + inside.get(&(w.address.clone(), w.worker.clone())).copied().unwrap_or(0);
+        let key = (w.address, w.worker);
+        let part = after + inside.get(&key).copied().unwrap_or(0);
         if part > 0 {
             sum += part;
-            parts.push(WindowWorker { address: w.address, worker: w.worker, weight: ShareWeight(part) });
+            parts.push(WindowWorker { address: key.0, worker: key.1, weight: ShareWeight(part) });
         }
     }
     if sum != expected {
@@ -238,7 +237,7 @@ mod tests {
                     let before = history.last().map_or(0, |h| h.1);
                     history.push((index, before + sum));
                 }
-                let shares = batch.iter().zip(&weights.shares).map(|((a, w, _), &x)| (a.clone(), w.clone(), x));
+                let shares = batch.iter().map(|(a, w, d)| (a.clone(), w.clone(), share_weight(*d)));
                 sim.batches.push((shares.collect(), sim.pool));
             }
             sim
